@@ -1,0 +1,90 @@
+"""File reading shared by the public-benchmark loaders; every error names file and key."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from components.evaluation.benchmark import BenchmarkError, BenchmarkFileMissing
+
+
+def require_file(path: Path, hint: str) -> Path:
+    """``path`` if it is a file, else an error saying what the file is and where it comes from."""
+    if not path.is_file():
+        raise BenchmarkFileMissing(f"{path} does not exist ({hint})")
+    return path
+
+
+def require_dir(path: Path, hint: str) -> Path:
+    """``path`` if it is a directory, else an error saying what belongs there."""
+    if not path.is_dir():
+        raise BenchmarkFileMissing(f"image directory {path} does not exist ({hint})")
+    return path
+
+
+def read_json(path: Path, hint: str) -> Any:
+    """Parsed JSON of ``path``; missing or malformed files name themselves."""
+    text = require_file(path, hint).read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise BenchmarkError(f"{path} is not valid JSON: {err}") from err
+
+
+def read_jsonl(path: Path, hint: str) -> list[dict[str, Any]]:
+    """One dict per non-empty line; a bad line is reported with its line number."""
+    records = []
+    lines = require_file(path, hint).read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise BenchmarkError(f"{path}:{number} is not valid JSON: {err}") from err
+        if not isinstance(record, dict):
+            raise BenchmarkError(f"{path}:{number} must be a JSON object")
+        records.append(record)
+    return records
+
+
+def read_csv(path: Path, required: Sequence[str], hint: str) -> list[dict[str, str]]:
+    """Rows of a headed CSV, after checking that the ``required`` columns exist."""
+    with require_file(path, hint).open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        absent = [name for name in required if name not in header]
+        if absent:
+            raise BenchmarkError(f"{path} lacks column(s) {absent}; its header is {header}")
+        return list(reader)
+
+
+def get_field(record: Any, key: str | int, source: Path, where: str) -> Any:
+    """``record[key]`` or an error naming the file, the record and the key."""
+    try:
+        return record[key]
+    except (KeyError, IndexError, TypeError):
+        raise BenchmarkError(f"{source}: {where} has no field {key!r}") from None
+
+
+def get_text(record: Any, key: str | int, source: Path, where: str) -> str:
+    """A non-empty caption field; empty captions are format errors, not silent skips."""
+    value = get_field(record, key, source, where)
+    if not isinstance(value, str) or not value.strip():
+        raise BenchmarkError(f"{source}: {where} field {key!r} must be a non-empty string")
+    return value
+
+
+def rebase(raw_path: str, image_dir: Path) -> Path:
+    """Image path under ``image_dir``: as given if it exists there, else by basename.
+
+    Released annotation files embed their authors' directories (WhatsUp's ``data/...``,
+    NegBench's absolute paths), so only the file name is reliable.
+    """
+    candidate = image_dir / raw_path
+    if candidate.is_file():
+        return candidate
+    return image_dir / Path(raw_path.replace("\\", "/")).name

@@ -1,0 +1,218 @@
+"""Turn `EvalResult`s into what a reader looks at: tables, a bar chart per suite, failures.
+
+Outputs are files (markdown, CSV, PNG) so a pipeline can write them to ``out/`` and log
+the folder to MLflow. Plots use matplotlib's Agg backend: no display on a cluster node.
+"""
+
+from __future__ import annotations
+
+import csv
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from components.evaluation.benchmark import load_image  # noqa: E402
+from components.evaluation.metrics import EvalResult, ItemResult  # noqa: E402
+
+
+def results_dict(results: Sequence[EvalResult]) -> dict[str, dict[str, float]]:
+    """``{scorer: {benchmark: headline}}``, the shape of a pipeline's results.json."""
+    nested: dict[str, dict[str, float]] = {}
+    for result in results:
+        nested.setdefault(result.scorer_name, {})[result.benchmark.name] = result.headline()
+    return nested
+
+
+def summary_rows(results: Sequence[EvalResult]) -> list[dict[str, Any]]:
+    """One row per (scorer, benchmark) with the headline and every summary number."""
+    return [
+        {
+            "scorer": r.scorer_name,
+            "benchmark": r.benchmark.name,
+            "metric": r.benchmark.headline,
+            "value": r.headline(),
+            **r.summary(),
+        }
+        for r in results
+    ]
+
+
+def markdown_table(results: Sequence[EvalResult]) -> str:
+    """Benchmarks as rows, scorers as columns, headline metric in percent (paper style)."""
+    table = results_dict(results)
+    scorers = list(table)
+    benchmarks = list(dict.fromkeys(r.benchmark.name for r in results))
+    metric = {r.benchmark.name: r.benchmark.headline for r in results}
+    lines = [
+        "| benchmark | metric | " + " | ".join(scorers) + " |",
+        "|---|---|" + "---:|" * len(scorers),
+    ]
+    for name in benchmarks:
+        cells = [f"{100 * table[s][name]:.1f}" if name in table[s] else "–" for s in scorers]
+        lines.append(f"| {name} | {metric[name]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    # Rows differ in keys (Winoground has image_score, ARO has macro_accuracy): union them.
+    fieldnames = list(dict.fromkeys(key for row in rows for key in row))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_tables(results: Sequence[EvalResult], out_dir: str | Path) -> dict[str, Path]:
+    """results.md (headline pivot), results.csv (all numbers), categories.csv (per category)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "markdown": out / "results.md",
+        "csv": out / "results.csv",
+        "categories": out / "categories.csv",
+    }
+    paths["markdown"].write_text(markdown_table(results), encoding="utf-8")
+    _write_csv(paths["csv"], summary_rows(results))
+    category_rows = [
+        {
+            "scorer": r.scorer_name,
+            "benchmark": r.benchmark.name,
+            "category": category,
+            "accuracy": stats.accuracy,
+            "count": stats.count,
+        }
+        for r in results
+        for category, stats in r.per_category().items()
+    ]
+    _write_csv(paths["categories"], category_rows)
+    return paths
+
+
+def suite_of(benchmark_name: str) -> str:
+    """The family a benchmark belongs to: "sugarcrepe/swap_att" -> "sugarcrepe"."""
+    return benchmark_name.split("/", 1)[0]
+
+
+def plot_suites(results: Sequence[EvalResult], out_dir: str | Path) -> list[Path]:
+    """One grouped bar chart per suite: benchmarks on x, one bar per scorer, headline on y."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = results_dict(results)
+    scorers = list(table)
+    suites: dict[str, list[str]] = {}
+    for r in results:
+        names = suites.setdefault(suite_of(r.benchmark.name), [])
+        if r.benchmark.name not in names:
+            names.append(r.benchmark.name)
+    paths = []
+    width = 0.8 / len(scorers)
+    for suite, names in suites.items():
+        fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(names) * len(scorers) + 1.5), 3.5))
+        for k, scorer in enumerate(scorers):
+            xs = [i + (k - (len(scorers) - 1) / 2) * width for i in range(len(names))]
+            heights = [100 * table[scorer].get(name, float("nan")) for name in names]
+            ax.bar(xs, heights, width=width, label=scorer)
+        ax.set_xticks(range(len(names)), [n.split("/", 1)[-1] for n in names], rotation=20)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("headline metric (%)")
+        ax.set_title(suite)
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        path = out / f"{suite}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _thumbnail(result: ItemResult, size: int) -> Image.Image:
+    """The item's images side by side (two for Winoground), each fit into size x size."""
+    images = [load_image(source).copy() for source in result.item.images]
+    for image in images:
+        image.thumbnail((size, size))
+    strip = Image.new("RGB", (size * len(images), size), "white")
+    for k, image in enumerate(images):
+        strip.paste(image, (k * size + (size - image.width) // 2, (size - image.height) // 2))
+    return strip
+
+
+def _caption_lines(result: ItemResult) -> str:
+    """Each candidate with its score per image; '*' marks a correct caption."""
+    lines = []
+    correct = set(result.item.correct_text)
+    for j, text in enumerate(result.item.texts):
+        scores = " / ".join(f"{float(s):.3f}" for s in result.scores[:, j])
+        mark = "*" if j in correct else " "
+        lines.append(f"{mark} {scores}  {textwrap.shorten(text, width=48)}")
+    return "\n".join(lines)
+
+
+def plot_failures(
+    result: EvalResult, path: str | Path, limit: int = 12, columns: int = 3, thumb: int = 160
+) -> Path | None:
+    """A PNG grid of the first ``limit`` failures: thumbnail, candidates and their scores.
+
+    Returns None when there is nothing to show (the scorer got every item right).
+    """
+    failures = result.failures()[:limit]
+    if not failures:
+        return None
+    rows = -(-len(failures) // columns)
+    # Two axes rows per gallery row: the thumbnail above, its candidates and scores below.
+    fig, axes = plt.subplots(
+        2 * rows,
+        columns,
+        figsize=(4.2 * columns, 4.2 * rows),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [3, 2] * rows},
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for k, failure in enumerate(failures):
+        image_ax, text_ax = (
+            axes[2 * (k // columns), k % columns],
+            axes[2 * (k // columns) + 1, k % columns],
+        )
+        image_ax.imshow(_thumbnail(failure, thumb))
+        image_ax.set_title(f"{failure.item.item_id} [{failure.item.category}]", fontsize=8)
+        text_ax.text(
+            0.0,
+            1.0,
+            _caption_lines(failure),
+            transform=text_ax.transAxes,
+            va="top",
+            fontsize=6.5,
+            family="monospace",
+        )
+    fig.suptitle(f"{result.scorer_name} on {result.benchmark.name}: failures (* = correct)")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_report(
+    results: Sequence[EvalResult], out_dir: str | Path, gallery_limit: int = 12
+) -> dict[str, Any]:
+    """Tables, suite charts and one failure gallery per (scorer, benchmark) under out_dir."""
+    out = Path(out_dir)
+    galleries = []
+    for r in results:
+        name = f"{r.scorer_name}__{r.benchmark.name.replace('/', '_')}.png"
+        gallery = plot_failures(r, out / "failures" / name, limit=gallery_limit)
+        if gallery is not None:
+            galleries.append(gallery)
+    return {
+        "tables": write_tables(results, out),
+        "plots": plot_suites(results, out / "plots"),
+        "galleries": galleries,
+    }

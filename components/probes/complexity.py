@@ -1,0 +1,167 @@
+"""Binding-function complexity (arXiv 2605.31503, Sec. "complexity of the binding function").
+
+A binding function maps a scene (o_1, .., o_K) to an embedding. We fit small families of
+approximators g(o_1, .., o_K) -> R^D on scenes built only from *seen* objects, then feed
+g's predictions for scenes of *held-out* objects to frozen recognition probes trained on
+the real embeddings. If no family of modest size lets the probes recognise held-out
+objects, the binding function is complex relative to those families. Every family reads
+the same slot-specific concept tables E[k, c] (V_c, H):
+- ``mlp``: MLP over the concatenated table rows (ReLU, one hidden layer of ``width``);
+- ``additive``: sum_k sum_c u[k, c];
+- ``object_product``: W (sum_k prod_c v[k, c]) + b;
+- ``global_product``: W (prod_k prod_c v[k, c]) + b;
+- ``sum_product``: W [prod_k prod_c v[k, c] ; sum_k sum_c u[k, c]] + b.
+Fits are full-batch MSE on the raw embeddings with Adam and cosine annealing, as in the
+paper (there 4000 epochs; fewer suffice for the small worlds we test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from components.probes.recognition import RecognitionProbe, object_values, train_linear_probe
+
+FAMILIES = ("mlp", "additive", "object_product", "global_product", "sum_product")
+
+
+@dataclass
+class ComplexityConfig:
+    """Which approximators to fit and how long; widths apply to the ``mlp`` family."""
+
+    families: tuple[str, ...] = FAMILIES
+    mlp_widths: tuple[int, ...] = (64, 256, 1024)
+    table_dim: int = 64
+    epochs: int = 1000
+    lr: float = 1e-2
+    probe_epochs: int = 1000
+    seed: int = 0
+
+
+class Approximator(nn.Module):
+    """g(values) for one family: (N, K, C) concept values -> (N, D) predicted embedding."""
+
+    def __init__(
+        self, family: str, value_sizes: Sequence[int], slots: int, dim: int, table_dim: int, width: int
+    ) -> None:
+        super().__init__()
+        if family not in FAMILIES:
+            raise ValueError(f"unknown approximator family {family!r}; expected one of {FAMILIES}")
+        self.family = family
+        table_width = dim if family == "additive" else table_dim
+
+        def tables(init_mean: float) -> nn.ModuleList:
+            rows = nn.ModuleList(
+                nn.Embedding(size, table_width) for _ in range(slots) for size in value_sizes
+            )
+            for table in rows:  # products start near 1 so a product of K*C rows stays O(1)
+                nn.init.normal_(table.weight, mean=init_mean, std=0.5 if init_mean else 0.1)
+            return rows
+
+        self.sum_tables = tables(0.0) if family in ("mlp", "additive", "sum_product") else None
+        self.product_tables = tables(1.0) if "product" in family else None
+        self.num_concepts = len(value_sizes)
+        if family == "mlp":
+            concat = slots * len(value_sizes) * table_dim
+            self.head = nn.Sequential(nn.Linear(concat, width), nn.ReLU(), nn.Linear(width, dim))
+        elif family == "sum_product":
+            self.head = nn.Linear(2 * table_dim, dim)
+        elif family != "additive":
+            self.head = nn.Linear(table_dim, dim)
+
+    def _rows(self, tables: nn.ModuleList, values: torch.Tensor) -> torch.Tensor:
+        """(N, K, C) -> (N, K, C, H): each slot's and concept's own table row."""
+        flat = values.flatten(1)  # (N, K*C)
+        rows = torch.stack([table(flat[:, i]) for i, table in enumerate(tables)], dim=1)
+        return rows.view(*values.shape, -1)
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        if self.family == "mlp":
+            return self.head(self._rows(self.sum_tables, values).flatten(1))
+        if self.family == "additive":
+            return self._rows(self.sum_tables, values).sum((1, 2))
+        product = self._rows(self.product_tables, values)  # (N, K, C, H)
+        if self.family == "object_product":
+            return self.head(product.prod(2).sum(1))
+        global_product = product.prod(2).prod(1)  # (N, H)
+        if self.family == "global_product":
+            return self.head(global_product)
+        additive = self._rows(self.sum_tables, values).sum((1, 2))
+        return self.head(torch.cat([global_product, additive], dim=1))
+
+
+def fit_approximator(
+    model: Approximator, values: torch.Tensor, targets: torch.Tensor, epochs: int, lr: float
+) -> Approximator:
+    """Full-batch MSE fit with Adam and cosine annealing (the paper's settings)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
+    for _ in range(epochs):
+        loss = ((model(values) - targets) ** 2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    return model
+
+
+def r2_score(predicted: torch.Tensor, targets: torch.Tensor, mean: torch.Tensor) -> float:
+    """Pooled R^2 with SS_tot around a given (global) mean, as the paper reports it."""
+    return 1.0 - float(((targets - predicted) ** 2).sum() / ((targets - mean) ** 2).sum())
+
+
+def scene_groups(object_indices: np.ndarray, seen_objects: Sequence[int]) -> dict[str, np.ndarray]:
+    """Row masks: every slot seen (train), every slot held out (test), the rest (mixed)."""
+    seen = np.isin(object_indices, np.asarray(list(seen_objects)))
+    return {"train": seen.all(1), "test": (~seen).all(1), "mixed": seen.any(1) & ~seen.all(1)}
+
+
+def complexity_sweep(
+    embeddings: np.ndarray | torch.Tensor,
+    object_indices: np.ndarray,
+    value_sizes: Sequence[int],
+    seen_objects: Sequence[int],
+    config: ComplexityConfig,
+    probe: RecognitionProbe | None = None,
+) -> dict[str, dict[str, float]]:
+    """Fit every approximator on train-object scenes; score held-out scenes through probes.
+
+    ``probe`` defaults to linear probes trained on all real embeddings: the probe is a
+    fixed reader of the true binding function, the approximators never see test scenes.
+    Returns {approximator name: {r2_train, r2_test, concept_acc, object_acc}}, plus a
+    ``real`` row with the probes' accuracy on the true held-out embeddings.
+    """
+    torch.manual_seed(config.seed)
+    object_indices = np.asarray(object_indices)
+    emb = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32)
+    if probe is None:
+        probe = train_linear_probe(
+            emb, object_indices, value_sizes, config.probe_epochs, seed=config.seed
+        )
+    groups = scene_groups(object_indices, seen_objects)
+    if not groups["train"].any() or not groups["test"].any():
+        raise ValueError("complexity_sweep needs scenes of only seen and of only held-out objects")
+    values = torch.as_tensor(object_values(object_indices, value_sizes), dtype=torch.long)
+    mean = emb.mean(0)
+    results = {"real": probe.accuracy(emb[groups["test"]], object_indices[groups["test"]])}
+    for family in config.families:
+        for width in config.mlp_widths if family == "mlp" else (0,):
+            name = f"mlp{width}" if family == "mlp" else family
+            model = Approximator(
+                family, value_sizes, object_indices.shape[1], emb.shape[1], config.table_dim, width
+            )
+            train = torch.as_tensor(groups["train"])
+            fit_approximator(model, values[train], emb[train], config.epochs, config.lr)
+            with torch.no_grad():
+                predicted = model(values)
+            test = torch.as_tensor(groups["test"])
+            results[name] = {
+                "r2_train": r2_score(predicted[train], emb[train], mean),
+                "r2_test": r2_score(predicted[test], emb[test], mean),
+                **probe.accuracy(predicted[test], object_indices[groups["test"]]),
+            }
+    return results

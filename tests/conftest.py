@@ -1,0 +1,39 @@
+"""Shared fixtures: one local Ray cluster per test session and a throwaway MLflow store."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray cluster shared by every Ray test (startup costs seconds).
+
+    Logical CPUs are over-committed (6 on a 2-core machine): an actor pool plus a Train
+    worker otherwise starve Ray Data's read tasks and the job hangs (ecosystem.md 1.6).
+    """
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=6, include_dashboard=False, log_to_driver=False)
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path, monkeypatch):
+    """A fresh SQLite MLflow store for one test, exported so Ray workers see it too."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
