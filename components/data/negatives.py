@@ -54,8 +54,8 @@ def _swap_concept(concept: str, kind: str) -> Callable[..., Negative | None]:
         for i in range(n):
             for j in range(i + 1, n):
                 vi, vj = list(scene.objects[i].values), list(scene.objects[j].values)
-                if vi[pos] == vj[pos]:
-                    continue
+                if vi[pos] == vj[pos] or sum(a != b for a, b in zip(vi, vj, strict=True)) < 2:
+                    continue  # objects equal but for this concept: a swap would just swap them
                 vi[pos], vj[pos] = vj[pos], vi[pos]
                 new = {i: tuple(vi), j: tuple(vj)}
                 others = {o.values for k, o in enumerate(scene.objects) if k not in new}

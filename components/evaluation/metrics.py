@@ -9,8 +9,9 @@ image and group scores follow Thrush et al. 2022 (also strict).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from PIL import Image
@@ -24,6 +25,8 @@ from components.evaluation.benchmark import (
     load_image,
 )
 from components.models.scorer import Scorer
+
+T = TypeVar("T")
 
 
 def text_correct(scores: torch.Tensor, correct_text: Sequence[int]) -> bool:
@@ -169,9 +172,12 @@ class EvalResult:
         return [r for r in self.items if not r.group_correct]
 
 
-def _unique(values: Iterable, key) -> tuple[list, dict]:
+def _unique(
+    values: Iterable[T], key: Callable[[T], Hashable]
+) -> tuple[list[T], dict[Hashable, int]]:
     """Distinct values in first-seen order and a key -> position map."""
-    distinct, position = [], {}
+    distinct: list[T] = []
+    position: dict[Hashable, int] = {}
     for value in values:
         k = key(value)
         if k not in position:
@@ -180,7 +186,7 @@ def _unique(values: Iterable, key) -> tuple[list, dict]:
     return distinct, position
 
 
-def _image_key(source: ImageSource) -> object:
+def _image_key(source: ImageSource) -> Hashable:
     # ImageRefs compare by path and crop; in-memory images only by identity.
     return source if isinstance(source, ImageRef) else id(source)
 

@@ -16,7 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from PIL import Image  # noqa: E402
+from PIL import Image, ImageOps  # noqa: E402
 
 from components.evaluation.benchmark import load_image  # noqa: E402
 from components.evaluation.metrics import EvalResult, ItemResult  # noqa: E402
@@ -118,7 +118,8 @@ def plot_suites(results: Sequence[EvalResult], out_dir: str | Path) -> list[Path
         for k, scorer in enumerate(scorers):
             xs = [i + (k - (len(scorers) - 1) / 2) * width for i in range(len(names))]
             heights = [100 * table[scorer].get(name, float("nan")) for name in names]
-            ax.bar(xs, heights, width=width, label=scorer)
+            bars = ax.bar(xs, heights, width=width, label=scorer)
+            ax.bar_label(bars, fmt="%.1f", fontsize="x-small")
         ax.set_xticks(range(len(names)), [n.split("/", 1)[-1] for n in names], rotation=20)
         ax.set_ylim(0, 100)
         ax.set_ylabel("headline metric (%)")
@@ -134,9 +135,7 @@ def plot_suites(results: Sequence[EvalResult], out_dir: str | Path) -> list[Path
 
 def _thumbnail(result: ItemResult, size: int) -> Image.Image:
     """The item's images side by side (two for Winoground), each fit into size x size."""
-    images = [load_image(source).copy() for source in result.item.images]
-    for image in images:
-        image.thumbnail((size, size))
+    images = [ImageOps.contain(load_image(source), (size, size)) for source in result.item.images]
     strip = Image.new("RGB", (size * len(images), size), "white")
     for k, image in enumerate(images):
         strip.paste(image, (k * size + (size - image.width) // 2, (size - image.height) // 2))
@@ -144,13 +143,21 @@ def _thumbnail(result: ItemResult, size: int) -> Image.Image:
 
 
 def _caption_lines(result: ItemResult) -> str:
-    """Each candidate with its score per image; '*' marks a correct caption."""
-    lines = []
-    correct = set(result.item.correct_text)
-    for j, text in enumerate(result.item.texts):
+    """Each candidate with its score per image, marked with the image(s) it describes."""
+    item = result.item
+    lines = (
+        []
+        if len(item.images) == 1
+        else ["      " + " / ".join(f"img{i}" for i in range(len(item.images)))]
+    )
+    for j, text in enumerate(item.texts):
         scores = " / ".join(f"{float(s):.3f}" for s in result.scores[:, j])
-        mark = "*" if j in correct else " "
-        lines.append(f"{mark} {scores}  {textwrap.shorten(text, width=48)}")
+        owners = [i for i, correct in enumerate(item.correct_text) if correct == j]
+        if len(item.images) == 1:
+            mark = "*" if owners else " "
+        else:
+            mark = ",".join(f"i{i}" for i in owners) or "  "
+        lines.append(f"{mark:>3} {scores}  {textwrap.shorten(text, width=48)}")
     return "\n".join(lines)
 
 
@@ -164,6 +171,7 @@ def plot_failures(
     failures = result.failures()[:limit]
     if not failures:
         return None
+    columns = min(columns, len(failures))
     rows = -(-len(failures) // columns)
     # Two axes rows per gallery row: the thumbnail above, its candidates and scores below.
     fig, axes = plt.subplots(
@@ -181,7 +189,10 @@ def plot_failures(
             axes[2 * (k // columns) + 1, k % columns],
         )
         image_ax.imshow(_thumbnail(failure, thumb))
-        image_ax.set_title(f"{failure.item.item_id} [{failure.item.category}]", fontsize=8)
+        image_ax.set_title(
+            failure.item.item_id + (f" [{failure.item.category}]" if failure.item.category else ""),
+            fontsize=8,
+        )
         text_ax.text(
             0.0,
             1.0,
@@ -191,7 +202,9 @@ def plot_failures(
             fontsize=6.5,
             family="monospace",
         )
-    fig.suptitle(f"{result.scorer_name} on {result.benchmark.name}: failures (* = correct)")
+    fig.suptitle(
+        f"{result.scorer_name} on {result.benchmark.name}: failures (* or iK: the caption of image K)"
+    )
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -73,18 +73,20 @@ def fit_additive(
     tables = list(torch.split(weights, list(sizes)))
     reconstruction = lookup(tables, code)
     r2 = 1.0 - float(((centred - reconstruction) ** 2).sum() / (centred**2).sum())
-    return AdditiveFit(
-        [t.float() for t in tables], mean.float(), reconstruction.float(), r2
-    )
+    return AdditiveFit([t.float() for t in tables], mean.float(), reconstruction.float(), r2)
 
 
-def object_level_codes(object_indices: np.ndarray, value_sizes: Sequence[int]) -> tuple[np.ndarray, list[int]]:
+def object_level_codes(
+    object_indices: np.ndarray, value_sizes: Sequence[int]
+) -> tuple[np.ndarray, list[int]]:
     """Level I: one column per slot over all objects (positional tables)."""
     num_objects = int(np.prod(value_sizes))
     return np.asarray(object_indices), [num_objects] * object_indices.shape[1]
 
 
-def concept_level_codes(object_indices: np.ndarray, value_sizes: Sequence[int]) -> tuple[np.ndarray, list[int]]:
+def concept_level_codes(
+    object_indices: np.ndarray, value_sizes: Sequence[int]
+) -> tuple[np.ndarray, list[int]]:
     """Level II: one column per (slot, concept) over that concept's values."""
     values = object_values(np.asarray(object_indices), value_sizes)  # (N, K, C)
     return values.reshape(len(values), -1), list(value_sizes) * object_indices.shape[1]

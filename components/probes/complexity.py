@@ -22,8 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from components.models.controlled import ControlledDualEncoder
 from components.probes.recognition import RecognitionProbe, object_values, train_linear_probe
 
 FAMILIES = ("mlp", "additive", "object_product", "global_product", "sum_product")
@@ -46,7 +48,13 @@ class Approximator(nn.Module):
     """g(values) for one family: (N, K, C) concept values -> (N, D) predicted embedding."""
 
     def __init__(
-        self, family: str, value_sizes: Sequence[int], slots: int, dim: int, table_dim: int, width: int
+        self,
+        family: str,
+        value_sizes: Sequence[int],
+        slots: int,
+        dim: int,
+        table_dim: int,
+        width: int,
     ) -> None:
         super().__init__()
         if family not in FAMILIES:
@@ -165,3 +173,35 @@ def complexity_sweep(
                 **probe.accuracy(predicted[test], object_indices[groups["test"]]),
             }
     return results
+
+
+@torch.no_grad()
+def controlled_scene_embeddings(
+    model: ControlledDualEncoder, max_objects: int = 400
+) -> tuple[np.ndarray, np.ndarray, RecognitionProbe]:
+    """Embeddings of every ordered 2-object scene and the model's own query probes.
+
+    The probes are the query encoder's rows, as in the paper: concept rows are
+    q([token, EOS]), object rows q([SOO .. EOO, EOS]), scored by cosine. Objects are
+    capped at ``max_objects`` (the paper's 400) to bound the |O|^2 scenes.
+    Returns (N, d_out) embeddings, (N, 2) object ids and the probe.
+    """
+    world, device = model.world, next(model.parameters()).device
+    model.eval()
+    objects = torch.arange(min(world.num_objects, max_objects))
+    pairs = torch.cartesian_prod(objects, objects)  # (N, 2)
+    slots = torch.full((len(pairs), world.max_objects), -1, dtype=torch.long)
+    slots[:, :2] = pairs
+    tokens = world.tokenize_scenes(slots)
+    embeddings = torch.cat(
+        [model.scene_encoder(chunk.to(device)).cpu() for chunk in tokens.split(4096)]
+    )
+    concept_rows = model.query_encoder(
+        world.concept_queries(torch.arange(world.num_concept_tokens)).to(device)
+    ).cpu()
+    probe = RecognitionProbe(
+        [F.normalize(rows, dim=-1) for rows in concept_rows.split(world.num_values)],
+        F.normalize(model.query_encoder(world.object_queries(objects).to(device)).cpu(), dim=-1),
+        normalize=True,
+    )
+    return embeddings.numpy(), pairs.numpy(), probe

@@ -25,9 +25,12 @@ def object_values(object_indices: np.ndarray, value_sizes: Sequence[int]) -> np.
 
 
 def scene_targets(
-    object_indices: np.ndarray, value_sizes: Sequence[int]
+    object_indices: np.ndarray, value_sizes: Sequence[int], num_objects: int | None = None
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Multi-hot labels: per concept (N, V_c) bool, and over objects (N, |O|) bool."""
+    """Multi-hot labels: per concept (N, V_c) bool, and over objects (N, |O|) bool.
+
+    ``num_objects`` narrows the object labels when only the first objects are probed.
+    """
     objects = torch.as_tensor(object_indices, dtype=torch.long)
     values = torch.as_tensor(object_values(object_indices, value_sizes), dtype=torch.long)
     rows = torch.arange(len(objects))[:, None]
@@ -36,7 +39,8 @@ def scene_targets(
         hot = torch.zeros(len(objects), size, dtype=torch.bool)
         hot[rows, values[:, :, concept]] = True
         concept_hot.append(hot)
-    object_hot = torch.zeros(len(objects), int(np.prod(value_sizes)), dtype=torch.bool)
+    num_objects = num_objects or int(np.prod(value_sizes))
+    object_hot = torch.zeros(len(objects), num_objects, dtype=torch.bool)
     object_hot[rows, objects] = True
     return concept_hot, object_hot
 
@@ -76,7 +80,9 @@ class RecognitionProbe:
         if len(object_indices) == 0:
             return {"concept_acc": float("nan"), "object_acc": float("nan")}
         value_sizes = [len(w) for w in self.concept_weights]
-        concept_hot, object_hot = scene_targets(object_indices, value_sizes)
+        concept_hot, object_hot = scene_targets(
+            object_indices, value_sizes, num_objects=len(self.object_weights)
+        )
         with torch.no_grad():
             emb = self._prepare(embeddings)
             concept_ok = torch.stack(

@@ -133,6 +133,7 @@ def evaluate(
     objects = world.sample_scenes(pool, num_scenes, torch.Generator().manual_seed(seed))
     all_objects = torch.arange(world.num_objects)
     all_tokens = torch.arange(world.num_concept_tokens)
+    num_objects = (objects >= 0).sum(1).to(device)  # (B,)
     scene_emb = model.scene_encoder(world.tokenize_scenes(objects).to(device))
     metrics: dict[str, float] = {}
     for task, queries, tokens, labels in (
@@ -143,7 +144,10 @@ def evaluate(
             labels(objects, queries) if labels else concept_labels(world, objects, queries)
         ).to(device)
         logits = model.logits(scene_emb, model.query_encoder(tokens.to(device)), TRAIN_SCALE_CAP)
-        metrics[f"{task}_acc"] = recognition_correct(logits, target).float().mean().item()
+        correct = recognition_correct(logits, target).float()  # (B,), every scene has a positive
+        metrics[f"{task}_acc"] = correct.mean().item()
+        for count in range(1, world.max_objects + 1):  # binding shows in multi-object scenes
+            metrics[f"{task}_acc_{count}obj"] = correct[num_objects == count].mean().item()
         metrics[f"{task}_chance"] = recognition_chance(target.cpu())
     model.train()
     return metrics

@@ -1,0 +1,265 @@
+"""Backbone: one adapter over an open_clip model that every bindkit model builds on.
+
+It returns what CLIP, OC-CLIP and DCSM need from a vision-language tower pair:
+pooled image/text embeddings, projected patch tokens (CLS first) and projected text tokens
+with a padding mask, from any block. Tokens come from open_clip's ``forward_intermediates``
+(ecosystem.md section 3) with the final LayerNorm applied and the tower's projection on top, so
+the projected CLS token is the pooled image embedding and the projected EOT token is the
+pooled text embedding, exactly.
+
+The text tower is run on sequences as long as they are given (OC-CLIP encodes short phrases at
+context 16, not 77): with a causal mask the first L positions never see later ones, so slicing
+the positional embedding and the mask to L gives the same outputs as padding to the full
+context, at a fraction of the cost.
+
+Architectures are data: a few small configs for tests and CPU runs live in ``SMALL_CONFIGS``;
+any other name is handed to ``open_clip.create_model``. Nothing is downloaded unless a
+pretrained tag is asked for.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import open_clip
+import torch
+from open_clip.transformer import text_global_pool
+from torch import nn
+
+# Small architectures for tests and laptop runs, as overrides of an open_clip config
+# (``create_model(base, **kwargs)`` replaces whole sub-dicts, so each one is complete).
+SMALL_CONFIGS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "base": "ViT-B-16",
+        "embed_dim": 128,
+        "vision_cfg": {"image_size": 64, "patch_size": 8, "width": 128, "layers": 4, "head_width": 32},
+        "text_cfg": {
+            "context_length": 32,
+            "vocab_size": 49408,
+            "width": 128,
+            "heads": 4,
+            "layers": 4,
+        },
+    },
+    "small": {
+        "base": "ViT-B-16",
+        "embed_dim": 256,
+        "vision_cfg": {"image_size": 96, "patch_size": 8, "width": 256, "layers": 6, "head_width": 64},
+        "text_cfg": {
+            "context_length": 32,
+            "vocab_size": 49408,
+            "width": 256,
+            "heads": 4,
+            "layers": 6,
+        },
+    },
+}
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict update: small-config overrides may change one field of vision_cfg."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+class Backbone(nn.Module):
+    """open_clip model + tokenizer + eval transform, with token-level access to both towers."""
+
+    def __init__(
+        self,
+        name: str,
+        pretrained: str | None = None,
+        image_size: int | None = None,
+        context_length: int | None = None,
+        **overrides: Any,
+    ) -> None:
+        super().__init__()
+        self.config = {
+            "name": name,
+            "pretrained": pretrained,
+            "image_size": image_size,
+            "context_length": context_length,
+            **copy.deepcopy(overrides),
+        }
+        overrides = dict(overrides)
+        quick_gelu = bool(overrides.pop("quick_gelu", False))
+        if name in SMALL_CONFIGS:
+            spec = _merge(SMALL_CONFIGS[name], overrides)
+            base = spec.pop("base")
+            if image_size is not None:
+                spec["vision_cfg"]["image_size"] = image_size
+            if context_length is not None:
+                spec["text_cfg"]["context_length"] = context_length
+            model_kwargs, image_size, context_length = spec, None, None
+            tokenizer_name = base
+        else:
+            base, model_kwargs, tokenizer_name = name, overrides, name
+        self.model = open_clip.create_model(
+            base,
+            pretrained=pretrained,
+            force_quick_gelu=quick_gelu,
+            force_image_size=image_size,
+            force_context_length=context_length,
+            pretrained_image=False,
+            **model_kwargs,
+        )
+        if not hasattr(self.model, "token_embedding") and not hasattr(
+            getattr(self.model, "text", None), "token_embedding"
+        ):
+            raise NotImplementedError(
+                f"backbone {name!r}: its text tower has no token embedding (HF text tower?); "
+                "token access is implemented for open_clip's own TextTransformer only"
+            )
+        text = self._text_parts()
+        self.context_length = int(text["positional_embedding"].shape[0])
+        self.tokenizer = open_clip.get_tokenizer(tokenizer_name, context_length=self.context_length)
+        # Padding id of open_clip's SimpleTokenizer; HF tokenizers carry their own.
+        inner = getattr(self.tokenizer, "tokenizer", None)
+        self.pad_id = int(getattr(inner, "pad_token_id", None) or 0)
+        self.embed_dim = int(self.model.visual.output_dim)
+        self.width = int(text["transformer"].width)
+        self.image_width = int(getattr(self.model.visual, "transformer", self.model.visual).width)
+        self.num_prefix_tokens = 1  # open_clip ViTs carry one class token
+        cfg = open_clip.get_model_preprocess_cfg(self.model)
+        self.image_size = cfg["size"] if isinstance(cfg["size"], int) else cfg["size"][0]
+        self.preprocess_cfg = cfg
+        self.preprocess = self.make_transform(train=False)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], load_pretrained: bool = True) -> Backbone:
+        """Rebuild from ``backbone.config``; ``load_pretrained=False`` when a state dict follows."""
+        config = dict(config)
+        if not load_pretrained:
+            config["pretrained"] = None
+        return cls(**config)
+
+    def make_transform(self, train: bool = False):
+        """PIL -> normalised tensor at this backbone's size (open_clip's own transform)."""
+        cfg = open_clip.transform.PreprocessCfg(**self.preprocess_cfg)
+        return open_clip.image_transform_v2(cfg, is_train=train)
+
+    # -- text -------------------------------------------------------------------------
+    def tokenize(self, texts: list[str], context_length: int | None = None) -> torch.Tensor:
+        """Token ids (len(texts), context_length), EOT kept when a text is truncated."""
+        context_length = context_length or self.context_length
+        if context_length > self.context_length:
+            raise ValueError(
+                f"context_length={context_length} exceeds the text tower's {self.context_length}"
+            )
+        return self.tokenizer(list(texts), context_length=context_length)
+
+    def _text_parts(self) -> dict[str, Any]:
+        """The text tower's pieces, wherever open_clip put them (CLIP vs CustomTextCLIP)."""
+        owner = self.model if hasattr(self.model, "token_embedding") else self.model.text
+        return {
+            "token_embedding": owner.token_embedding,
+            "positional_embedding": owner.positional_embedding,
+            "attn_mask": owner.attn_mask,
+            "transformer": owner.transformer,
+            "ln_final": owner.ln_final,
+            "text_projection": owner.text_projection,
+            "pool_type": getattr(owner, "text_pool_type", getattr(owner, "pool_type", "argmax")),
+            "eos_id": getattr(owner, "text_eos_id", getattr(owner, "eos_id", None)),
+            "special": getattr(owner, "cls_emb", None) is not None
+            or getattr(owner, "use_pad_mask", False),
+        }
+
+    def text_tokens(
+        self, tokens: torch.Tensor, layer: int = -1, pooled_only: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(pooled (B, D) at EOT, tokens (B, L, D) projected or None, mask (B, L) bool).
+
+        Every position goes through ln_final and the text projection, so tokens[b, eot_b]
+        equals ``encode_text`` exactly when layer=-1.
+        """
+        parts = self._text_parts()
+        if parts["special"]:
+            raise NotImplementedError("text towers with a class token or pad mask (CoCa)")
+        B, L = tokens.shape
+        full = parts["positional_embedding"].shape[0]
+        if L > full:
+            raise ValueError(f"text of length {L} exceeds the tower's context length {full}")
+        causal = parts["attn_mask"]
+        if causal is None and L < full:
+            # Without a causal mask every position sees the padding: pad to the full context.
+            pad = tokens.new_full((B, full - L), self.pad_id)
+            pooled, toks, mask = self.text_tokens(torch.cat([tokens, pad], 1), layer, pooled_only)
+            return pooled, None if toks is None else toks[:, :L], mask[:, :L]
+        transformer = parts["transformer"]
+        cast_dtype = transformer.get_cast_dtype()
+        x = parts["token_embedding"](tokens).to(cast_dtype)  # (B, L, W)
+        x = x + parts["positional_embedding"][:L].to(cast_dtype)
+        attn_mask = None if causal is None else causal[:L, :L]
+        _, hidden = transformer.forward_intermediates(
+            x, attn_mask=attn_mask, indices=[layer], stop_early=True
+        )
+        x = parts["ln_final"](hidden[-1])  # (B, L, W)
+        pooled = text_global_pool(x, tokens, parts["pool_type"], eos_token_id=parts["eos_id"])
+        pooled = self._project_text(pooled)  # (B, D)
+        projected = None if pooled_only else self._project_text(x)  # (B, L, D)
+        return pooled, projected, tokens != self.pad_id
+
+    def _project_text(self, x: torch.Tensor) -> torch.Tensor:
+        projection = self._text_parts()["text_projection"]
+        if projection is None:
+            return x
+        return projection(x) if isinstance(projection, nn.Module) else x @ projection
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Pooled, projected, unnormalised text embedding (B, D); any length <= context."""
+        return self.text_tokens(tokens, pooled_only=True)[0]
+
+    # -- image ------------------------------------------------------------------------
+    def image_tokens(self, images: torch.Tensor, layer: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pooled (B, D), tokens (B, 1 + N, D)): CLS first, then patches, all projected.
+
+        At layer=-1 pooled is the tower's own pooled output (== encode_image); at an earlier
+        block it is that block's projected CLS token.
+        """
+        visual = self.model.visual
+        if not hasattr(visual, "conv1"):
+            raise NotImplementedError(
+                f"image tokens are implemented for open_clip ViTs, not {type(visual).__name__}"
+            )
+        last = layer in (-1, len(visual.transformer.resblocks) - 1)
+        out = visual.forward_intermediates(
+            images,
+            indices=[layer],
+            stop_early=not last,
+            normalize_intermediates=True,
+            intermediates_only=not last,
+            output_fmt="NLC",
+            output_extra_tokens=True,
+        )
+        tokens = torch.cat([out["image_intermediates_prefix"][-1], out["image_intermediates"][-1]], 1)
+        if visual.proj is not None:
+            tokens = tokens @ visual.proj  # (B, 1 + N, D)
+        pooled = out["image_features"] if last else tokens[:, 0]
+        return pooled, tokens
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """Pooled, projected, unnormalised image embedding (B, D)."""
+        return self.model.encode_image(images)
+
+
+def build_backbone(
+    name: str,
+    pretrained: str | None = None,
+    image_size: int | None = None,
+    context_length: int | None = None,
+    **overrides: Any,
+) -> Backbone:
+    """A Backbone from a small-config name ("tiny", "small") or any open_clip model name.
+
+    ``pretrained`` is an open_clip tag or a local checkpoint path; ``quick_gelu=True`` forces
+    QuickGELU (OpenAI weights need it; the "-quickgelu" names already set it). Other overrides
+    go to ``open_clip.create_model`` (e.g. ``embed_dim``, ``vision_cfg``), merged into small
+    configs field by field.
+    """
+    return Backbone(name, pretrained, image_size, context_length, **overrides)

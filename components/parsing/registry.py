@@ -1,0 +1,33 @@
+"""Parsers by name: every parser has ``parse_batch(captions) -> list[SceneGraph]``."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol
+
+from components.parsing.scene_graph import SceneGraph
+
+
+class CaptionParser(Protocol):
+    name: str
+
+    def parse_batch(self, captions: list[str]) -> list[SceneGraph]: ...
+
+
+# name -> "module:Class"; imported lazily so the template parser needs no spaCy/transformers
+PARSERS: dict[str, str] = {
+    "template": "components.parsing.template:TemplateParser",
+    "spacy": "components.parsing.spacy_parser:SpacyParser",
+    "llm": "components.parsing.llm_parser:LLMParser",
+}
+
+
+def get_parser(name: str, **options: Any) -> CaptionParser:
+    """Build a registered parser; options go to its constructor (e.g. model name)."""
+    if name not in PARSERS:
+        raise KeyError(f"unknown parser {name!r}; known: {sorted(PARSERS)}")
+    module_name, class_name = PARSERS[name].split(":")
+    parser_class = getattr(importlib.import_module(module_name), class_name)
+    if name == "template" and "world" in options:
+        return parser_class.for_world(options["world"])
+    return parser_class(**options)

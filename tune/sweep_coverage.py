@@ -1,0 +1,322 @@
+"""Coverage sweep of controlled dual encoders: where does binding generalise?
+
+    python tune/sweep_coverage.py [--config F] [key=value ...]
+
+Reproduces the coverage-threshold experiment of arXiv 2605.31503 with Ray Tune: a grid
+over coverage x world size (C, V) x seed, one trial per cell, each trial an MLflow run
+(params, eval curves, final metrics). Trials checkpoint at every evaluation, so a rerun
+with the same ``out`` restores the experiment (``resume=true``) and continues unfinished
+trials. It ends with held-out object accuracy vs coverage, one line per world, and the
+estimated threshold: the interpolated coverage at which held-out object accuracy crosses
+the midpoint between chance and 1.
+The defaults are a CPU-sized grid (2 worlds x 5 coverages, 1 CPU per trial); a cluster
+run changes only ``cpus_per_trial``/``gpus_per_trial``, the grid and the model size.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from components.config import load_config, to_dict
+from components.models.controlled import ControlledModelConfig
+from components.models.controlled_world import TokenWorld
+from components.tracking import log_outputs, log_results, pipeline_run, tracking_uri, write_outputs
+from components.training.controlled_trainer import ControlledTrainConfig, train_controlled
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "sweep_coverage.yaml"
+WORLD_NAME = re.compile(r"^C(\d+)V(\d+)$")
+
+
+@dataclass
+class SweepCoverageConfig:
+    """Grid, per-trial resources and the model/training settings shared by all trials."""
+
+    out: str = "outputs/sweep_coverage"
+    name: str = "sweep_coverage"
+    experiment: str = "sweep_coverage"
+    worlds: list[str] = field(default_factory=lambda: ["C2V6", "C2V10"])
+    coverages: list[float] = field(default_factory=lambda: [0.1, 0.3, 0.5, 0.7, 0.9])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    max_objects: int = 2
+    model: ControlledModelConfig = field(default_factory=ControlledModelConfig)
+    train: ControlledTrainConfig = field(default_factory=ControlledTrainConfig)
+    asha: bool = False
+    asha_grace_evals: int = 4
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = -1.0  # < 0: 0.25 of a GPU when the cluster has GPUs, else none
+    max_concurrent_trials: int = 0  # 0: as many as resources allow
+    resume: bool = True
+
+
+def parse_world(name: str, max_objects: int) -> TokenWorld:
+    """``C2V10`` -> TokenWorld(2, 10, max_objects); names double as result keys."""
+    match = WORLD_NAME.match(name)
+    if not match:
+        raise ValueError(f"world {name!r} is not of the form C<concepts>V<values>, e.g. C2V10")
+    return TokenWorld(int(match[1]), int(match[2]), max_objects)
+
+
+def coverage_trial(trial: dict[str, Any]) -> None:
+    """One Tune trial: train at one (world, coverage, seed), report and checkpoint each eval."""
+    from ray import tune
+
+    torch.set_num_threads(max(1, int(trial["cpus"])))
+    world = parse_world(trial["world"], trial["max_objects"])
+    train_config = ControlledTrainConfig(**{**trial["train"], "seed": trial["seed"]})
+    checkpoint = tune.get_checkpoint()
+    resume_state = None
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            resume_state = torch.load(Path(folder) / "state.pt", weights_only=True)
+
+    def report(metrics: dict[str, float], state: dict[str, Any]) -> None:
+        best = state["best"]  # test numbers at the step validation picked
+        selected = {
+            "selected_step": best["step"],
+            "selected_val_object_acc": best["val_object_acc"],
+            "selected_test_object_acc": best["test_object_acc"],
+            "selected_test_concept_acc": best["test_concept_acc"],
+            "selected_test_object_acc_2obj": best["test_object_acc_2obj"],
+            "selected_seen_object_acc": best["seen_object_acc"],
+        }
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save(state, Path(folder) / "state.pt")
+            tune.report({**metrics, **selected}, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    train_controlled(
+        world,
+        trial["coverage"],
+        ControlledModelConfig(**trial["model"]),
+        train_config,
+        on_eval=report,
+        resume_state=resume_state,
+    )
+
+
+def coverage_threshold(
+    coverages: list[float], accuracies: list[float], chance: float
+) -> float | None:
+    """Smallest coverage where accuracy crosses (chance + 1) / 2, linearly interpolated.
+
+    None when the curve never crosses; the first coverage when it starts above.
+    """
+    midpoint = (chance + 1.0) / 2.0
+    points = sorted(zip(coverages, accuracies, strict=True))
+    for index, (coverage, accuracy) in enumerate(points):
+        if accuracy >= midpoint:
+            if index == 0:
+                return float(coverage)
+            low_cov, low_acc = points[index - 1]
+            return float(
+                low_cov + (midpoint - low_acc) / (accuracy - low_acc) * (coverage - low_cov)
+            )
+    return None
+
+
+def summarise(rows: list[dict[str, Any]], config: SweepCoverageConfig) -> dict[str, Any]:
+    """Mean over seeds per (world, coverage) of the selected test metrics, and thresholds."""
+    summary: dict[str, Any] = {
+        key: {}
+        for key in (
+            "heldout_object_acc",
+            "heldout_concept_acc",
+            "heldout_object_acc_2obj",
+            "seen_object_acc",
+            "chance",
+        )
+    }
+    summary["threshold"] = {}
+    for world in config.worlds:
+        for key in summary:
+            if key != "threshold":
+                summary[key][world] = {}
+        for coverage in config.coverages:
+            cell = [r for r in rows if r["world"] == world and r["coverage"] == coverage]
+            if not cell:
+                continue
+            label = f"{coverage:g}"
+            for key, metric in (
+                ("heldout_object_acc", "selected_test_object_acc"),
+                ("heldout_concept_acc", "selected_test_concept_acc"),
+                ("heldout_object_acc_2obj", "selected_test_object_acc_2obj"),
+                ("seen_object_acc", "selected_seen_object_acc"),
+                ("chance", "test_object_chance"),
+            ):
+                summary[key][world][label] = float(np.mean([r[metric] for r in cell]))
+        curve = summary["heldout_object_acc"][world]
+        chance = float(np.mean(list(summary["chance"][world].values()) or [0.0]))
+        summary["threshold"][world] = coverage_threshold(
+            [float(c) for c in curve], list(curve.values()), chance
+        )
+    return {"coverage": summary}
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    """Held-out object accuracy vs coverage per world (solid), concept accuracy (dotted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5.5, 4))
+    for world, curve in summary["heldout_object_acc"].items():
+        coverages = [float(c) for c in curve]
+        (line,) = axis.plot(coverages, list(curve.values()), "o-", label=f"{world} objects")
+        concepts = summary["heldout_concept_acc"][world]
+        axis.plot(
+            coverages,
+            list(concepts.values()),
+            ":",
+            color=line.get_color(),
+            label=f"{world} concepts",
+        )
+        axis.plot(
+            coverages, list(summary["chance"][world].values()), "--", color=line.get_color(), lw=0.8
+        )
+        if summary["threshold"][world] is not None:
+            axis.axvline(summary["threshold"][world], color=line.get_color(), alpha=0.3)
+    axis.set(xlabel="object coverage", ylabel="held-out strict accuracy", ylim=(-0.02, 1.02))
+    axis.set_title("Binding generalisation vs coverage (dashed: chance)")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def report_text(summary: dict[str, Any], config: SweepCoverageConfig, seconds: float) -> str:
+    """Markdown table of the sweep: one row per (world, coverage)."""
+    lines = [
+        "# Coverage sweep (controlled dual encoders)",
+        "",
+        f"Worlds {config.worlds}, coverages {config.coverages}, seeds {config.seeds}; "
+        f"{config.train.steps} steps, model d={config.model.d_model} x {config.model.num_layers} "
+        f"layers; wall time {seconds / 60:.1f} min. Test metrics at the step picked on validation "
+        "held-out objects; candidates are all objects / all concept tokens.",
+        "",
+        "| world | coverage | held-out object acc | 2-object scenes | held-out concept acc | seen object acc | chance |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for world, curve in summary["heldout_object_acc"].items():
+        for label, accuracy in curve.items():
+            lines.append(
+                f"| {world} | {label} | {accuracy:.3f} | {summary['heldout_object_acc_2obj'][world][label]:.3f} "
+                f"| {summary['heldout_concept_acc'][world][label]:.3f} "
+                f"| {summary['seen_object_acc'][world][label]:.3f} | {summary['chance'][world][label]:.4f} |"
+            )
+    lines += ["", "Threshold (held-out object acc crosses midpoint of chance and 1):", ""]
+    lines += [
+        f"- {world}: {value if value is None else round(value, 3)}"
+        for world, value in summary["threshold"].items()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run_sweep(config: SweepCoverageConfig) -> Any:
+    """Build (or restore) the Tuner over the grid and fit it; returns the ResultGrid."""
+    import ray
+    from ray import tune
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    gpus = config.gpus_per_trial
+    if gpus < 0:
+        gpus = 0.25 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    trainable = tune.with_resources(coverage_trial, {"cpu": config.cpus_per_trial, "gpu": gpus})
+    storage = Path(config.out).resolve() / "tune"
+    experiment_path = storage / config.name
+    if config.resume and tune.Tuner.can_restore(str(experiment_path)):
+        print(f"restoring Tune experiment from {experiment_path}")
+        tuner = tune.Tuner.restore(str(experiment_path), trainable=trainable, resume_errored=True)
+        return tuner.fit()
+    scheduler = None
+    if config.asha:
+        scheduler = tune.schedulers.ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=max(1, config.train.steps // config.train.eval_every),
+            grace_period=config.asha_grace_evals,
+        )
+    param_space = {
+        "world": tune.grid_search(list(config.worlds)),
+        "coverage": tune.grid_search(list(config.coverages)),
+        "seed": tune.grid_search(list(config.seeds)),
+        "max_objects": config.max_objects,
+        "cpus": config.cpus_per_trial,
+        "model": to_dict(config.model),
+        "train": to_dict(config.train),
+    }
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric="val_object_acc",
+            mode="max",
+            scheduler=scheduler,
+            max_concurrent_trials=config.max_concurrent_trials or None,
+        ),
+        run_config=tune.RunConfig(
+            name=config.name,
+            storage_path=str(storage),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=[
+                MLflowLoggerCallback(
+                    tracking_uri=tracking_uri(),
+                    experiment_name=config.experiment,
+                    save_artifact=False,
+                )
+            ],
+        ),
+    )
+    return tuner.fit()
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    """Run the sweep and write config.yaml, results.json, coverage.png and report.md to out/."""
+    import ray
+
+    config = load_config(SweepCoverageConfig, argv, DEFAULT_CONFIG)
+    for world in config.worlds:
+        parse_world(world, config.max_objects)  # fail on a bad name before Ray starts
+    started = time.time()
+    if not ray.is_initialized():
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS"),
+            runtime_env={"env_vars": {"MLFLOW_TRACKING_URI": tracking_uri()}},
+        )
+    grid = run_sweep(config)
+    rows = []
+    for result in grid:
+        if result.error is not None or not result.metrics:
+            print(f"trial {result.path} failed: {result.error}")
+            continue
+        rows.append(
+            {
+                **result.metrics,
+                "world": result.config["world"],
+                "coverage": result.config["coverage"],
+            }
+        )
+    results = summarise(rows, config)
+    results["coverage"]["trials"] = {"finished": len(rows), "total": len(grid)}
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot(results["coverage"], out / "coverage.png")
+    report = report_text(results["coverage"], config, time.time() - started)
+    write_outputs(out, config, results, report)
+    with pipeline_run(f"{config.experiment}-summary", config.name, to_dict(config)):
+        log_results(results)
+        log_outputs(out)
+    print(report)
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
