@@ -24,6 +24,7 @@ from typing import Any
 
 import open_clip
 import torch
+from open_clip.transform import PreprocessCfg, image_transform_v2
 from open_clip.transformer import text_global_pool
 from torch import nn
 
@@ -141,8 +142,8 @@ class Backbone(nn.Module):
 
     def make_transform(self, train: bool = False):
         """PIL -> normalised tensor at this backbone's size (open_clip's own transform)."""
-        cfg = open_clip.transform.PreprocessCfg(**self.preprocess_cfg)
-        return open_clip.image_transform_v2(cfg, is_train=train)
+        cfg = PreprocessCfg(**self.preprocess_cfg)
+        return image_transform_v2(cfg, is_train=train)
 
     # -- text -------------------------------------------------------------------------
     def tokenize(self, texts: list[str], context_length: int | None = None) -> torch.Tensor:

@@ -137,16 +137,21 @@ def _conjuncts(token: Any) -> list[Any]:
 
 
 def _distributed(token: Any) -> list[Any]:
-    """Conjuncts a relation to ``token`` also reaches: bare ones ("with cheese and tomatoes").
+    """Conjuncts a relation to ``token`` also reaches ("with a sandwich and a fork").
 
-    A conjunct with its own article usually starts a new clause in a listing caption ("a cube
-    left of a sphere, a green cylinder, and no cone"), so the relation does not reach it.
+    A comma-separated conjunct with its own article starts a new clause in a listing caption
+    ("a cube left of a sphere, a green cylinder, and no cone"): the relation stops there.
     """
-    return [token] + [
-        t
-        for t in _conjuncts(token)[1:]
-        if not any(c.dep_ == "det" and c.lower_ in ("a", "an", "the", "no") for c in t.children)
-    ]
+    reached = [token]
+    for conjunct in _conjuncts(token)[1:]:
+        has_article = any(
+            c.dep_ == "det" and c.lower_ in ("a", "an", "the", "no") for c in conjunct.children
+        )
+        after_comma = any(t.text == "," for t in conjunct.doc[reached[-1].i : conjunct.i])
+        if has_article and after_comma:
+            break
+        reached.append(conjunct)
+    return reached
 
 
 class _GraphBuilder:

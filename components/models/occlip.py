@@ -1,0 +1,361 @@
+"""OC-CLIP: object-centric binding in contrastive pretraining (arXiv 2502.14113; occlip.md).
+
+A caption is a scene graph: M node phrases ("red cube") and P relations ("left of", s, o).
+Each phrase is encoded on its own by the backbone's text tower (short context, EOT pooled,
+projected): N (T, M, D), R (T, P, D). The image gives patch tokens (I, L, D), CLS excluded.
+The binding module turns nodes into slots for every (image, graph) pair and the structured
+score compares slots with the graph (occlip_binding.py). Training loss: L = L_itc + L_rel,
+with L_itc symmetric InfoNCE over the B x B structured scores and L_rel the local
+perturbed-graph loss (losses.py).
+
+Negated objects ("a cube and no sphere") are dropped from the nodes, with every relation that
+touches them: a "no sphere" node has nothing in the image to bind to, and OC-CLIP has no
+term for absence. A graph left with no node falls back to one node holding the whole caption
+(occlip.md 2), or scores 0 when no caption is known.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import nn
+
+from components.models.backbone import Backbone
+from components.models.losses import (
+    local_graph_loss,
+    logit_scale_value,
+    relation_negatives,
+    symmetric_infonce,
+)
+from components.models.occlip_binding import BindingModule, StructuredScore
+from components.parsing.scene_graph import SceneGraph
+
+Phrases = tuple[list[str], list[tuple[int, str, int]]]  # node phrases, (s, predicate, o)
+
+
+def graph_phrases(graph: SceneGraph, caption: str | None = None) -> Phrases:
+    """Node phrases and re-indexed relations of a graph, negated objects removed."""
+    keep = [i for i, obj in enumerate(graph.objects) if not obj.negated]
+    new_index = {old: new for new, old in enumerate(keep)}
+    nodes = [graph.objects[i].phrase() for i in keep]
+    relations = [
+        (new_index[r.subject], r.predicate, new_index[r.object])
+        for r in graph.relations
+        if r.subject in new_index and r.object in new_index
+    ]
+    if not nodes and caption and caption.strip():
+        nodes = [caption]
+    return nodes, relations
+
+
+def decode_image(image: Any) -> Image.Image:
+    """PNG/JPEG bytes (a shard's image column) or a PIL image -> RGB PIL image."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, bytes | bytearray | memoryview):
+        return Image.open(io.BytesIO(bytes(image))).convert("RGB")
+    raise TypeError(f"image must be PNG/JPEG bytes or a PIL image, got {type(image).__name__}")
+
+
+class GraphCollator:
+    """Shard rows -> OC-CLIP batch tensors. Plain state (tokenizer, transform): picklable."""
+
+    def __init__(self, tokenizer, transform, context_length: int) -> None:
+        self.tokenizer, self.transform, self.context_length = tokenizer, transform, context_length
+
+    def images(self, images: Sequence[Any]) -> torch.Tensor:
+        return torch.stack([self.transform(decode_image(im)) for im in images])  # (B, 3, H, W)
+
+    def graphs(self, graphs: Sequence[Phrases]) -> dict[str, torch.Tensor]:
+        """Pad node/relation phrases to the batch's max M (>= 1) and P, with masks."""
+        B = len(graphs)
+        M = max([1, *(len(nodes) for nodes, _ in graphs)])
+        P = max([0, *(len(rels) for _, rels in graphs)])
+        L = self.context_length
+        out = {
+            "node_tokens": torch.zeros(B, M, L, dtype=torch.long),
+            "node_mask": torch.zeros(B, M, dtype=torch.bool),
+            "rel_tokens": torch.zeros(B, P, L, dtype=torch.long),
+            "rel_mask": torch.zeros(B, P, dtype=torch.bool),
+            "rel_subject": torch.zeros(B, P, dtype=torch.long),
+            "rel_object": torch.zeros(B, P, dtype=torch.long),
+        }
+        for b, (nodes, rels) in enumerate(graphs):
+            if nodes:
+                out["node_tokens"][b, : len(nodes)] = self.tokenizer(nodes, context_length=L)
+                out["node_mask"][b, : len(nodes)] = True
+            if rels:
+                out["rel_tokens"][b, : len(rels)] = self.tokenizer([p for _, p, _ in rels], context_length=L)
+                out["rel_mask"][b, : len(rels)] = True
+                out["rel_subject"][b, : len(rels)] = torch.tensor([s for s, _, _ in rels])
+                out["rel_object"][b, : len(rels)] = torch.tensor([o for _, _, o in rels])
+        return out
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        graphs = []
+        for i, row in enumerate(rows):
+            graph = row.get("graph")
+            if graph is None:
+                raise ValueError(f"row {i} (id={row.get('id')!r}) has no 'graph'; parse it first")
+            if isinstance(graph, str):
+                graph = SceneGraph.from_json(graph)
+            elif isinstance(graph, dict):
+                graph = SceneGraph.from_dict(graph)
+            graphs.append(graph_phrases(graph, row.get("caption")))
+        return {"images": self.images([row["image"] for row in rows]), **self.graphs(graphs)}
+
+
+class OCCLIP(nn.Module):
+    """Backbone + binding module + structured score; a Scorer and a trainable model."""
+
+    name = "occlip"
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        binding_dim: int | None = None,
+        depth: int = 2,
+        heads: int = 4,
+        num_default_tokens: int = 4,
+        d_obj: int = 128,
+        d_rel: int = 128,
+        image_layer: int = -1,
+        phrase_context_length: int = 16,
+        rel_negatives: int = 4,
+        itc_weight: float = 1.0,
+        rel_weight: float = 1.0,
+        graph_chunk: int | None = None,
+        competitive: bool = True,
+        init_logit_scale: float = 1 / 0.07,
+        train_augment: bool = False,
+        parser: Any = None,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        D = backbone.embed_dim
+        binding_dim = binding_dim or D
+        self.options = {
+            "binding_dim": binding_dim,
+            "depth": depth,
+            "heads": heads,
+            "num_default_tokens": num_default_tokens,
+            "d_obj": d_obj,
+            "d_rel": d_rel,
+            "image_layer": image_layer,
+            "phrase_context_length": min(phrase_context_length, backbone.context_length),
+            "rel_negatives": rel_negatives,
+            "itc_weight": itc_weight,
+            "rel_weight": rel_weight,
+            "graph_chunk": graph_chunk,
+            "competitive": competitive,
+            "init_logit_scale": init_logit_scale,
+            "train_augment": train_augment,
+        }
+        self.binding = BindingModule(D, D, binding_dim, depth, heads, num_default_tokens, competitive)
+        self.scorer = StructuredScore(D, binding_dim, d_obj, d_rel)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(init_logit_scale)))
+        # open_clip's own temperature is not used here; frozen so DDP sees no unused parameter.
+        for extra in ("logit_scale", "logit_bias"):
+            param = getattr(backbone.model, extra, None)
+            if isinstance(param, nn.Parameter):
+                param.requires_grad_(False)
+        self.parser = parser
+        self.collator = GraphCollator(
+            backbone.tokenizer,
+            backbone.make_transform(train=train_augment),
+            self.options["phrase_context_length"],
+        )
+        self.eval_collator = GraphCollator(
+            backbone.tokenizer, backbone.preprocess, self.options["phrase_context_length"]
+        )
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"backbone": dict(self.backbone.config), **self.options}
+
+    # -- encoders ---------------------------------------------------------------------
+    def encode_phrases(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """tokens (B, K, Lc), mask (B, K) -> phrase embeddings (B, K, D), zeros where masked.
+
+        Only real phrases are encoded, each distinct one once ("left of" recurs in a batch).
+        """
+        B, K, _ = tokens.shape
+        D = self.backbone.embed_dim
+        flat = tokens[mask]  # (n, Lc)
+        if flat.shape[0] == 0:
+            return self.scorer.alpha_raw.new_zeros(B, K, D)
+        length = int((flat != self.backbone.pad_id).any(0).nonzero().max()) + 1  # causal: exact
+        unique, inverse = torch.unique(flat[:, :length], dim=0, return_inverse=True)
+        embedded = self.backbone.encode_text(unique)[inverse]  # (n, D)
+        out = embedded.new_zeros(B, K, D)
+        return out.index_put(mask.nonzero(as_tuple=True), embedded)
+
+    def encode_graphs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Batch tensors -> N (T, M, D), R (T, P, D) plus masks and edge indices."""
+        return {
+            "nodes": self.encode_phrases(batch["node_tokens"], batch["node_mask"]),
+            "node_mask": batch["node_mask"],
+            "relations": self.encode_phrases(batch["rel_tokens"], batch["rel_mask"]),
+            "rel_mask": batch["rel_mask"],
+            "rel_subject": batch["rel_subject"],
+            "rel_object": batch["rel_object"],
+        }
+
+    def encode_patches(self, images: torch.Tensor) -> torch.Tensor:
+        """images (I, 3, H, W) -> projected patch tokens (I, L, D), class token excluded."""
+        _, tokens = self.backbone.image_tokens(images, layer=self.options["image_layer"])
+        return tokens[:, self.backbone.num_prefix_tokens :]
+
+    # -- scores -----------------------------------------------------------------------
+    def pair_scores(
+        self, patches: torch.Tensor, graphs: dict[str, torch.Tensor], diagonal_slots: bool = False
+    ):
+        """S(x_i, G_j) for every image i and graph j: (I, T) float32.
+
+        Binding runs for all I x T pairs, chunked over graphs (``graph_chunk``) to bound
+        memory. With ``diagonal_slots`` (I == T) also returns the slots of the matched pairs
+        (T, M, d), which L_rel reuses since perturbed graphs keep the same nodes.
+        """
+        T = graphs["nodes"].shape[0]
+        chunk = self.options["graph_chunk"] or T
+        scores, diagonal = [], []
+        for t0 in range(0, T, chunk):
+            part = {key: value[t0 : t0 + chunk] for key, value in graphs.items()}
+            slots = self.binding(part["nodes"], part["node_mask"], patches)  # (I, Tc, M, d)
+            object_cos = self.scorer.object_cos(part["nodes"], slots)  # (I, Tc, M)
+            relation_cos = self.scorer.relation_cos(
+                part["relations"], slots, part["rel_subject"], part["rel_object"]
+            )  # (I, Tc, P)
+            scores.append(
+                self.scorer.combine(object_cos, part["node_mask"], relation_cos, part["rel_mask"])
+            )
+            if diagonal_slots:
+                tc = slots.shape[1]
+                rows = torch.arange(t0, t0 + tc, device=slots.device)
+                diagonal.append(slots[rows, torch.arange(tc, device=slots.device)])
+        scores = torch.cat(scores, dim=1)  # (I, T)
+        if diagonal_slots:
+            return scores, torch.cat(diagonal, dim=0)
+        return scores
+
+    def perturbed_scores(
+        self,
+        graphs: dict[str, torch.Tensor],
+        slots: torch.Tensor,
+        subject: torch.Tensor,
+        object: torch.Tensor,
+    ) -> torch.Tensor:
+        """S(x_b, G~_bk) for perturbed edge lists (B, K, P), reusing the matched slots (B, M, d)."""
+        object_cos = self.scorer.object_cos(graphs["nodes"], slots)[:, None]  # (B, 1, M)
+        relation_cos = self.scorer.relation_cos(
+            graphs["relations"][:, None], slots[:, None], subject, object
+        )  # (B, K, P)
+        return self.scorer.combine(
+            object_cos, graphs["node_mask"][:, None], relation_cos, graphs["rel_mask"][:, None]
+        )
+
+    # -- training API -----------------------------------------------------------------
+    def collate(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Shard rows (image bytes, caption, graph dict) -> batch tensors on CPU."""
+        return self.collator(rows)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """L = itc_weight * L_itc + rel_weight * L_rel, and its parts as floats."""
+        device = self.logit_scale.device
+        batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+        patches = self.encode_patches(batch["images"])  # (B, L, D)
+        graphs = self.encode_graphs(batch)
+        scores, slots = self.pair_scores(patches, graphs, diagonal_slots=True)  # (B, B), (B, M, d)
+        scale = logit_scale_value(self.logit_scale)
+        itc = symmetric_infonce(scale * scores)
+        subject, object, valid = relation_negatives(
+            graphs["rel_subject"],
+            graphs["rel_object"],
+            graphs["rel_mask"],
+            graphs["node_mask"],
+            self.options["rel_negatives"],
+        )
+        negatives = self.perturbed_scores(graphs, slots, subject, object)  # (B, K)
+        rel = local_graph_loss(scores.diagonal(), negatives, valid, scale)
+        total = self.options["itc_weight"] * itc + self.options["rel_weight"] * rel
+        parts = {
+            "loss": total.detach(),
+            "itc": itc.detach(),
+            "rel": rel.detach(),
+            "logit_scale": scale.detach(),
+            "alpha": self.scorer.alpha.detach(),
+            "beta": self.scorer.beta.detach(),
+        }
+        return total, {key: float(value) for key, value in parts.items()}
+
+    def param_groups(self, backbone_lr: float, head_lr: float, weight_decay: float) -> list[dict]:
+        """Backbone at backbone_lr, binding/score heads at head_lr; no decay on 1-D params."""
+        return split_param_groups(self, backbone_lr, head_lr, weight_decay)
+
+    # -- Scorer -----------------------------------------------------------------------
+    def _phrases(self, texts: Sequence[str | SceneGraph]) -> list[Phrases]:
+        captions = [t for t in texts if isinstance(t, str)]
+        parsed: dict[str, SceneGraph] = {}
+        if captions:
+            if self.parser is None:
+                raise ValueError(
+                    "OC-CLIP scores scene graphs: got caption strings but no parser; pass "
+                    "SceneGraphs or set model.parser (anything with parse_batch(list[str]))"
+                )
+            unique = list(dict.fromkeys(captions))
+            parsed = dict(zip(unique, self.parser.parse_batch(unique), strict=True))
+        return [
+            graph_phrases(parsed[t], t) if isinstance(t, str) else graph_phrases(t)
+            for t in texts
+        ]
+
+    @torch.no_grad()
+    def score(
+        self,
+        images: Sequence[Image.Image],
+        texts: Sequence[str | SceneGraph],
+        batch_size: int = 64,
+    ) -> torch.Tensor:
+        """Structured similarity S(image, graph): (n_images, n_texts), float32 on CPU."""
+        was_training = self.training
+        self.eval()
+        try:
+            device = self.logit_scale.device
+            batch = self.eval_collator.graphs(self._phrases(texts))
+            graphs = self.encode_graphs({k: v.to(device) for k, v in batch.items()})
+            rows = []
+            for i0 in range(0, len(images), batch_size):
+                pixels = self.eval_collator.images(images[i0 : i0 + batch_size]).to(device)
+                rows.append(self.pair_scores(self.encode_patches(pixels), graphs).float().cpu())
+            if not rows:
+                return torch.zeros(0, len(texts))
+            return torch.cat(rows, dim=0)
+        finally:
+            self.train(was_training)
+
+
+def split_param_groups(
+    model: nn.Module, backbone_lr: float, head_lr: float, weight_decay: float
+) -> list[dict]:
+    """AdamW groups: (backbone | head) x (decay | no decay); norms, biases, scalars undecayed."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        in_backbone = name.startswith("backbone.") and "logit_scale" not in name
+        decay = param.ndim >= 2 and "norm" not in name and "ln_" not in name
+        groups.setdefault((in_backbone, decay), []).append(param)
+    return [
+        {
+            "params": params,
+            "lr": backbone_lr if in_backbone else head_lr,
+            "weight_decay": weight_decay if decay else 0.0,
+            "name": f"{'backbone' if in_backbone else 'head'}_{'decay' if decay else 'no_decay'}",
+        }
+        for (in_backbone, decay), params in sorted(groups.items(), reverse=True)
+    ]

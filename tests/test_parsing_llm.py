@@ -1,0 +1,134 @@
+"""The LLM parser: answer validation, one retry, rejects keeping the raw text, local loading."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.parsing.llm_parser import (
+    REJECT_BAD_GRAPH,
+    REJECT_NOT_JSON,
+    LLMParser,
+    build_prompt,
+    fallback_graph,
+    graph_from_answer,
+)
+from components.parsing.scene_graph import SceneGraph, SceneGraphError
+
+GOOD = json.dumps(
+    {
+        "objects": [{"name": "Cat", "attributes": ["white"]}, {"name": "sofa", "attributes": ["red"]}],
+        "relations": [[0, "on", 1]],
+    }
+)
+
+
+class ScriptedBackend:
+    """Answers each caption from a queue of scripted replies; records every prompt."""
+
+    def __init__(self, replies: dict[str, list[str]]):
+        self.replies = {k: list(v) for k, v in replies.items()}
+        self.prompts: list[str] = []
+
+    def __call__(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        caption = prompt.rsplit("Caption: ", 1)[1].removesuffix("\nJSON:")
+        return self.replies[caption].pop(0)
+
+
+def test_valid_answer_in_prose_and_code_fence_is_accepted():
+    answer = f"Sure! Here it is:\n```json\n{GOOD}\n```"
+    graph = graph_from_answer(answer)
+    assert graph.triples() == [("white cat", "on", "red sofa")]
+
+
+def test_list_relations_and_bare_object_names_are_normalised():
+    graph = graph_from_answer('{"objects": ["man", "horse"], "relations": [[0, "riding", 1]]}')
+    assert graph == SceneGraph.build([("man", []), ("horse", [])], [(0, "riding", 1)])
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ('{"objects": [{"name": "cat"}], "relations": [[0, "on", 3]]}', "relations[0].object=3"),
+        ('{"objects": [{"name": ""}]}', "objects[0].name is empty"),
+        ("no json here", "no JSON object"),
+        ('{"objects": [', "no JSON object"),
+    ],
+)
+def test_invalid_answers_raise_naming_the_field(answer, message):
+    with pytest.raises(SceneGraphError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        graph_from_answer(answer)
+
+
+def test_invalid_answer_is_retried_once_with_the_error_quoted():
+    backend = ScriptedBackend({"a white cat on a red sofa": ['{"objects": [{"name": ""}]}', GOOD]})
+    [result] = LLMParser(backend=backend).parse_results(["a white cat on a red sofa"])
+    assert result.reason is None
+    assert result.graph.node_phrases() == ["white cat", "red sofa"]
+    assert len(backend.prompts) == 2
+    assert "objects[0].name is empty" in backend.prompts[1]
+
+
+def test_second_invalid_answer_is_a_reject_keeping_the_raw_text():
+    backend = ScriptedBackend(
+        {
+            "a dog": ["I think it is a dog.", "Still a dog."],
+            "a white cat on a red sofa": [GOOD],
+            "two cups": ['{"objects": ["cup"], "relations": [[0, "on", 5]]}'] * 2,
+        }
+    )
+    parser = LLMParser(backend=backend)
+    results = parser.parse_results(["a dog", "a white cat on a red sofa", "two cups"])
+    assert [r.reason for r in results] == [REJECT_NOT_JSON, None, REJECT_BAD_GRAPH]
+    assert results[0].raw == "Still a dog."
+    assert results[0].graph is None
+    assert len(backend.prompts) == 5  # 3 first tries + 2 retries, none for the good caption
+
+
+def test_parse_batch_falls_back_to_one_node_holding_the_caption():
+    backend = ScriptedBackend({"a  dog  asleep": ["?", "?"]})
+    assert LLMParser(backend=backend).parse_batch(["a  dog  asleep"]) == [fallback_graph("a dog asleep")]
+    assert fallback_graph("a dog asleep").node_phrases() == ["a dog asleep"]
+
+
+def test_prompt_is_few_shot_and_ends_with_the_caption():
+    prompt = build_prompt("a red cube")
+    assert prompt.count("Caption: ") == 5
+    assert prompt.endswith("Caption: a red cube\nJSON:")
+    assert "Return JSON only" in prompt
+
+
+def test_missing_local_model_fails_without_downloading(tmp_path):
+    pytest.importorskip("transformers")
+    with pytest.raises(OSError, match="not available locally"):
+        LLMParser(model=str(tmp_path / "no-such-model"), engine="transformers")
+
+
+def test_tiny_local_causal_lm_runs_end_to_end_and_its_garbage_is_rejected(tmp_path):
+    """A random 1-layer Llama saved to disk: the real transformers path, no download."""
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {w: i for i, w in enumerate(["<pad>", "<eos>", "<unk>", "a", "cat", "on", "mat", "JSON:"])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
+    )
+    config = transformers.LlamaConfig(
+        vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
+        pad_token_id=0, eos_token_id=1,
+    )  # fmt: skip
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    fast.save_pretrained(tmp_path)
+    model.save_pretrained(tmp_path)
+
+    parser = LLMParser(model=str(tmp_path), engine="transformers", max_new_tokens=4)
+    results = parser.parse_results(["a cat", "a cat on a mat"])
+    assert len(results) == 2
+    # The vocabulary has no braces, so no answer can hold JSON: both are rejected.
+    assert [r.reason for r in results] == [REJECT_NOT_JSON, REJECT_NOT_JSON]
+    assert all(isinstance(r.raw, str) for r in results)
