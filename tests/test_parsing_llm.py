@@ -18,7 +18,10 @@ from components.parsing.scene_graph import SceneGraph, SceneGraphError
 
 GOOD = json.dumps(
     {
-        "objects": [{"name": "Cat", "attributes": ["white"]}, {"name": "sofa", "attributes": ["red"]}],
+        "objects": [
+            {"name": "Cat", "attributes": ["white"]},
+            {"name": "sofa", "attributes": ["red"]},
+        ],
         "relations": [[0, "on", 1]],
     }
 )
@@ -89,7 +92,9 @@ def test_second_invalid_answer_is_a_reject_keeping_the_raw_text():
 
 def test_parse_batch_falls_back_to_one_node_holding_the_caption():
     backend = ScriptedBackend({"a  dog  asleep": ["?", "?"]})
-    assert LLMParser(backend=backend).parse_batch(["a  dog  asleep"]) == [fallback_graph("a dog asleep")]
+    assert LLMParser(backend=backend).parse_batch(["a  dog  asleep"]) == [
+        fallback_graph("a dog asleep")
+    ]
     assert fallback_graph("a dog asleep").node_phrases() == ["a dog asleep"]
 
 
@@ -111,7 +116,9 @@ def test_tiny_local_causal_lm_runs_end_to_end_and_its_garbage_is_rejected(tmp_pa
     transformers = pytest.importorskip("transformers")
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    vocab = {w: i for i, w in enumerate(["<pad>", "<eos>", "<unk>", "a", "cat", "on", "mat", "JSON:"])}
+    vocab = {
+        w: i for i, w in enumerate(["<pad>", "<eos>", "<unk>", "a", "cat", "on", "mat", "JSON:"])
+    }
     tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     fast = transformers.PreTrainedTokenizerFast(

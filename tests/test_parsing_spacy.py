@@ -42,11 +42,20 @@ def test_colour_binding_survives_parsing(parser):
 @pytest.mark.parametrize(
     ("caption", "triple"),
     [
-        ("a small red cube to the left of a large blue sphere", ("small red cube", "left of", "large blue sphere")),
-        ("a yellow taxi in front of a tall building", ("yellow taxi", "in front of", "tall building")),
+        (
+            "a small red cube to the left of a large blue sphere",
+            ("small red cube", "left of", "large blue sphere"),
+        ),
+        (
+            "a yellow taxi in front of a tall building",
+            ("yellow taxi", "in front of", "tall building"),
+        ),
         ("a glass vase on top of a wooden table", ("glass vase", "on top of", "wooden table")),
         ("a red stop sign next to a street lamp", ("red stop sign", "next to", "street lamp")),
-        ("to the left of the large blue sphere is a small red cube", ("small red cube", "left of", "large blue sphere")),
+        (
+            "to the left of the large blue sphere is a small red cube",
+            ("small red cube", "left of", "large blue sphere"),
+        ),
     ],
 )
 def test_multiword_relations_become_one_predicate(parser, caption, triple):
@@ -107,7 +116,9 @@ def test_no_does_not_spread_over_and(parser):
 
 
 def test_grammar_listing_caption_matches_its_template_graph(parser):
-    caption = "a small red cube to the left of a large blue sphere, a green cylinder, and no yellow cube"
+    caption = (
+        "a small red cube to the left of a large blue sphere, a green cylinder, and no yellow cube"
+    )
     graph = parse(parser, caption)
     assert graph == SceneGraph.build(
         [("cube", ["small", "red"]), ("sphere", ["large", "blue"]), ("cylinder", ["green"]),

@@ -44,7 +44,7 @@ class SweepCoverageConfig:
     out: str = "outputs/sweep_coverage"
     name: str = "sweep_coverage"
     experiment: str = "sweep_coverage"
-    worlds: list[str] = field(default_factory=lambda: ["C2V6", "C2V10"])
+    worlds: list[str] = field(default_factory=lambda: ["C2V6", "C2V8"])
     coverages: list[float] = field(default_factory=lambda: [0.1, 0.3, 0.5, 0.7, 0.9])
     seeds: list[int] = field(default_factory=lambda: [0])
     max_objects: int = 2

@@ -34,7 +34,13 @@ SMALL_CONFIGS: dict[str, dict[str, Any]] = {
     "tiny": {
         "base": "ViT-B-16",
         "embed_dim": 128,
-        "vision_cfg": {"image_size": 64, "patch_size": 8, "width": 128, "layers": 4, "head_width": 32},
+        "vision_cfg": {
+            "image_size": 64,
+            "patch_size": 8,
+            "width": 128,
+            "layers": 4,
+            "head_width": 32,
+        },
         "text_cfg": {
             "context_length": 32,
             "vocab_size": 49408,
@@ -46,7 +52,13 @@ SMALL_CONFIGS: dict[str, dict[str, Any]] = {
     "small": {
         "base": "ViT-B-16",
         "embed_dim": 256,
-        "vision_cfg": {"image_size": 96, "patch_size": 8, "width": 256, "layers": 6, "head_width": 64},
+        "vision_cfg": {
+            "image_size": 96,
+            "patch_size": 8,
+            "width": 256,
+            "layers": 6,
+            "head_width": 64,
+        },
         "text_cfg": {
             "context_length": 32,
             "vocab_size": 49408,
@@ -90,6 +102,14 @@ class Backbone(nn.Module):
         }
         overrides = dict(overrides)
         quick_gelu = bool(overrides.pop("quick_gelu", False))
+        preprocess_cfg = overrides.pop("preprocess_cfg", None)
+        if pretrained and name not in SMALL_CONFIGS and not quick_gelu:
+            # OpenAI-trained tags need QuickGELU; open_clip only warns on a mismatch.
+            tag_cfg = open_clip.get_pretrained_cfg(name, pretrained) or {}
+            arch_cfg = open_clip.get_model_config(name) or {}
+            quick_gelu = bool(tag_cfg.get("quick_gelu")) and not arch_cfg.get("quick_gelu", False)
+        if quick_gelu:
+            self.config["quick_gelu"] = True
         if name in SMALL_CONFIGS:
             spec = _merge(SMALL_CONFIGS[name], overrides)
             base = spec.pop("base")
@@ -107,6 +127,7 @@ class Backbone(nn.Module):
             force_quick_gelu=quick_gelu,
             force_image_size=image_size,
             force_context_length=context_length,
+            force_preprocess_cfg=preprocess_cfg,
             pretrained_image=False,
             **model_kwargs,
         )
@@ -128,8 +149,13 @@ class Backbone(nn.Module):
         self.image_width = int(getattr(self.model.visual, "transformer", self.model.visual).width)
         self.num_prefix_tokens = 1  # open_clip ViTs carry one class token
         cfg = open_clip.get_model_preprocess_cfg(self.model)
+        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
         self.image_size = cfg["size"] if isinstance(cfg["size"], int) else cfg["size"][0]
         self.preprocess_cfg = cfg
+        # Recorded so a rebuild without the pretrained tag normalises images the same way.
+        self.config["preprocess_cfg"] = {
+            k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()
+        }
         self.preprocess = self.make_transform(train=False)
 
     @classmethod
@@ -184,10 +210,10 @@ class Backbone(nn.Module):
             raise NotImplementedError("text towers with a class token or pad mask (CoCa)")
         B, L = tokens.shape
         full = parts["positional_embedding"].shape[0]
-        if L > full:
+        if full < L:
             raise ValueError(f"text of length {L} exceeds the tower's context length {full}")
         causal = parts["attn_mask"]
-        if causal is None and L < full:
+        if causal is None and full > L:
             # Without a causal mask every position sees the padding: pad to the full context.
             pad = tokens.new_full((B, full - L), self.pad_id)
             pooled, toks, mask = self.text_tokens(torch.cat([tokens, pad], 1), layer, pooled_only)
@@ -217,7 +243,9 @@ class Backbone(nn.Module):
         return self.text_tokens(tokens, pooled_only=True)[0]
 
     # -- image ------------------------------------------------------------------------
-    def image_tokens(self, images: torch.Tensor, layer: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+    def image_tokens(
+        self, images: torch.Tensor, layer: int = -1
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(pooled (B, D), tokens (B, 1 + N, D)): CLS first, then patches, all projected.
 
         At layer=-1 pooled is the tower's own pooled output (== encode_image); at an earlier
@@ -238,7 +266,9 @@ class Backbone(nn.Module):
             output_fmt="NLC",
             output_extra_tokens=True,
         )
-        tokens = torch.cat([out["image_intermediates_prefix"][-1], out["image_intermediates"][-1]], 1)
+        tokens = torch.cat(
+            [out["image_intermediates_prefix"][-1], out["image_intermediates"][-1]], 1
+        )
         if visual.proj is not None:
             tokens = tokens @ visual.proj  # (B, 1 + N, D)
         pooled = out["image_features"] if last else tokens[:, 0]

@@ -90,7 +90,9 @@ class GraphCollator:
                 out["node_tokens"][b, : len(nodes)] = self.tokenizer(nodes, context_length=L)
                 out["node_mask"][b, : len(nodes)] = True
             if rels:
-                out["rel_tokens"][b, : len(rels)] = self.tokenizer([p for _, p, _ in rels], context_length=L)
+                out["rel_tokens"][b, : len(rels)] = self.tokenizer(
+                    [p for _, p, _ in rels], context_length=L
+                )
                 out["rel_mask"][b, : len(rels)] = True
                 out["rel_subject"][b, : len(rels)] = torch.tensor([s for s, _, _ in rels])
                 out["rel_object"][b, : len(rels)] = torch.tensor([o for _, _, o in rels])
@@ -156,7 +158,9 @@ class OCCLIP(nn.Module):
             "init_logit_scale": init_logit_scale,
             "train_augment": train_augment,
         }
-        self.binding = BindingModule(D, D, binding_dim, depth, heads, num_default_tokens, competitive)
+        self.binding = BindingModule(
+            D, D, binding_dim, depth, heads, num_default_tokens, competitive
+        )
         self.scorer = StructuredScore(D, binding_dim, d_obj, d_rel)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(init_logit_scale)))
         # open_clip's own temperature is not used here; frozen so DDP sees no unused parameter.
@@ -310,8 +314,7 @@ class OCCLIP(nn.Module):
             unique = list(dict.fromkeys(captions))
             parsed = dict(zip(unique, self.parser.parse_batch(unique), strict=True))
         return [
-            graph_phrases(parsed[t], t) if isinstance(t, str) else graph_phrases(t)
-            for t in texts
+            graph_phrases(parsed[t], t) if isinstance(t, str) else graph_phrases(t) for t in texts
         ]
 
     @torch.no_grad()

@@ -58,16 +58,20 @@ class InvertedAttention(nn.Module):
         q = self.split(self.q(queries))  # (..., h, Q, dh)
         k = self.split(self.k(keys))  # (..., h, L, dh)
         v = self.split(self.v(keys))  # (..., h, L, dh)
-        # Logits in float32: the competition is a softmax over a handful of queries.
-        logits = q.float() @ k.float().transpose(-1, -2) / math.sqrt(q.shape[-1])  # (..., h, Q, L)
-        logits = logits.masked_fill(~query_mask[..., None, :, None], NEG_INF)
-        if self.competitive:
-            # A_{q,l} = softmax over queries q' of <Q'_q', K_l> / sqrt(d)   (occlip.md 1.2)
-            competition = logits.softmax(dim=-2)
-            # W_{q,l} = A_{q,l} / (sum_l' A_{q,l'} + eps)
-            weights = competition / (competition.sum(dim=-1, keepdim=True) + self.eps)
-        else:  # "- Comp Att" ablation: ordinary softmax over patches
-            competition = weights = logits.softmax(dim=-1)
+        # Logits and softmax in float32, autocast off: the competition is a softmax over a
+        # handful of queries and the renormalisation divides by small sums.
+        with torch.autocast(device_type=q.device.type, enabled=False):
+            logits = (
+                q.float() @ k.float().transpose(-1, -2) / math.sqrt(q.shape[-1])
+            )  # (..., h, Q, L)
+            logits = logits.masked_fill(~query_mask[..., None, :, None], NEG_INF)
+            if self.competitive:
+                # A_{q,l} = softmax over queries q' of <Q'_q', K_l> / sqrt(d)   (occlip.md 1.2)
+                competition = logits.softmax(dim=-2)
+                # W_{q,l} = A_{q,l} / (sum_l' A_{q,l'} + eps)
+                weights = competition / (competition.sum(dim=-1, keepdim=True) + self.eps)
+            else:  # "- Comp Att" ablation: ordinary softmax over patches
+                competition = weights = logits.softmax(dim=-1)
         update = (weights.to(v.dtype) @ v).transpose(-3, -2).flatten(-2)  # (..., Q, d)
         update = self.out(update)
         if return_weights:
@@ -143,8 +147,14 @@ class StructuredScore(nn.Module):
         # f_s([r; S]) and f_o([r; S]): the first layer of each MLP is split into its r and S
         # parts (identical to a Linear over the concatenation) so the slot part is computed
         # once per slot instead of once per (relation, slot) pair.
-        self.subj_rel, self.subj_slot = nn.Linear(text_dim, hidden), nn.Linear(slot_dim, hidden, bias=False)
-        self.obj_rel, self.obj_slot = nn.Linear(text_dim, hidden), nn.Linear(slot_dim, hidden, bias=False)
+        self.subj_rel, self.subj_slot = (
+            nn.Linear(text_dim, hidden),
+            nn.Linear(slot_dim, hidden, bias=False),
+        )
+        self.obj_rel, self.obj_slot = (
+            nn.Linear(text_dim, hidden),
+            nn.Linear(slot_dim, hidden, bias=False),
+        )
         self.subj_out, self.obj_out = nn.Linear(hidden, d_rel), nn.Linear(hidden, d_rel)
         init = math.log(math.e - 1.0)  # softplus(init) == 1: alpha = beta = 1 at the start
         self.alpha_raw = nn.Parameter(torch.tensor(init))

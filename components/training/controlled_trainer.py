@@ -9,7 +9,7 @@ Differences from the paper's released trainer, both deliberate:
 
 Evaluation ranks *all* objects (and all C*V concept tokens) for every test scene, so the
 metric is independent of batch composition and chance is known exactly.
-The defaults (lr 2e-3, 3000 steps, batch 256) replace the paper's 3e-5 x 50k x 512 so a
+The defaults (lr 2e-3, 2500 steps, batch 256) replace the paper's 3e-5 x 50k x 512 so a
 C=2 world trains in a few CPU minutes; warm-up and linear decay follow the paper.
 """
 
@@ -41,7 +41,7 @@ from components.models.controlled_world import TokenWorld
 class ControlledTrainConfig:
     """Optimisation, query sets and evaluation of one controlled run."""
 
-    steps: int = 3000
+    steps: int = 2500
     batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 0.1
