@@ -79,7 +79,7 @@ class TrainDcsmConfig:
         default_factory=lambda: ["swap_att", "swap_rel", "replace_rel", "negation"]
     )
     eval_limit: int = 0  # items per suite, 0 = all
-    eval_batch_size: int = 8  # items per DCSM score call
+    eval_batch_size: int = 1  # items per DCSM score call (off-block pairs are wasted work)
     seed: int = 0
     out: str = "outputs/train_dcsm"
     experiment: str = "train_dcsm"
@@ -98,11 +98,17 @@ def resolve_backbone(config: TrainDcsmConfig) -> tuple[dict[str, Any], str]:
         if (path / "config.json").is_file():
             return {"checkpoint": str(path)}, f"backbone of checkpoint {path}"
         if not config.fallback:
-            raise FileNotFoundError(f"backbone_checkpoint={path}: no bindkit checkpoint there "
-                                    "(run pipelines/train_occlip.py model=clip, or fallback=true)")
+            raise FileNotFoundError(
+                f"backbone_checkpoint={path}: no bindkit checkpoint there "
+                "(run pipelines/train_occlip.py model=clip, or fallback=true)"
+            )
         note = f"random-init {config.backbone!r} (fallback: {path} missing)"
     else:
-        note = f"{config.backbone!r} pretrained={config.pretrained or None}"
+        note = (
+            f"{config.backbone!r} pretrained={config.pretrained}"
+            if config.pretrained
+            else f"random-init {config.backbone!r} (no backbone_checkpoint given)"
+        )
     overrides = {"image_size": config.image_size} if config.image_size else {}
     if config.pretrained:
         return build_backbone(config.backbone, config.pretrained, **overrides).config, note
@@ -131,8 +137,9 @@ def cache_dir(config: TrainDcsmConfig, data: Path, spec: dict[str, Any]) -> Path
     return root / f"{name}-{backbone_fingerprint(spec)}-L{config.dcsm.context_length}"
 
 
-def train(config: TrainDcsmConfig, spec: dict[str, Any], features: Path, parent_run_id: str
-          ) -> Path:
+def train(
+    config: TrainDcsmConfig, spec: dict[str, Any], features: Path, parent_run_id: str
+) -> Path:
     """Fit the scorer on the feature cache with the shared Ray Train loop; its checkpoint dir."""
     import mlflow
     import ray.data
@@ -140,13 +147,23 @@ def train(config: TrainDcsmConfig, spec: dict[str, Any], features: Path, parent_
     from components.models.features import feature_files
 
     dataset = ray.data.read_parquet(feature_files(features))
-    model_spec = {"name": "dcsm", "backbone": backbone_config(spec), "load_pretrained": False,
-                  **config.dcsm.model_options()}
+    model_spec = {
+        "name": "dcsm",
+        "backbone": backbone_config(spec),
+        "load_pretrained": False,
+        **config.dcsm.model_options(),
+    }
     with mlflow.start_run(run_name="dcsm", nested=True, parent_run_id=parent_run_id) as run:
         mlflow.log_params({f"train.{k}": v for k, v in asdict(config.train).items()})
-        result = fit(model_spec, config.train, dataset, config.scaling,
-                     storage_path=Path(config.out) / "ray", run_name="dcsm",
-                     mlflow={"tracking_uri": tracking_uri(), "run_id": run.info.run_id})
+        result = fit(
+            model_spec,
+            config.train,
+            dataset,
+            config.scaling,
+            storage_path=Path(config.out) / "ray",
+            run_name="dcsm",
+            mlflow={"tracking_uri": tracking_uri(), "run_id": run.info.run_id},
+        )
     target = Path(config.out) / "dcsm" / "trained"
     shutil.rmtree(target, ignore_errors=True)
     with result.checkpoint.as_directory() as directory:
@@ -154,33 +171,50 @@ def train(config: TrainDcsmConfig, spec: dict[str, Any], features: Path, parent_
     return target
 
 
-def evaluate_models(config: TrainDcsmConfig, models: dict[str, Any], data: Path
-                    ) -> dict[str, dict[str, float]]:
+def evaluate_models(
+    config: TrainDcsmConfig, models: dict[str, Any], data: Path
+) -> dict[str, dict[str, float]]:
     """Accuracy of the positive over its hard negative, per suite and model."""
     from components.evaluation.metrics import evaluate
     from components.evaluation.synthetic import synthetic_suites
 
     suites = synthetic_suites(data / config.eval_split, config.suites, config.eval_limit or None)
-    sizes = {"dcsm": config.eval_batch_size}
-    return {name: {suite: evaluate(model, bench, batch_size=sizes.get(name, 32),
-                                   progress=False).summary()["accuracy"]
-                   for suite, bench in suites.items() if bench.items}
-            for name, model in models.items()}
+    results: dict[str, dict[str, float]] = {}
+    for name, model in models.items():
+        batch_size = config.eval_batch_size if name == "dcsm" else 32
+        results[name] = {
+            suite: evaluate(model, bench, batch_size, progress=False).summary()["accuracy"]
+            for suite, bench in suites.items()
+            if bench.items
+        }
+    return results
 
 
-def report(results: dict[str, dict[str, float]], config: TrainDcsmConfig, facts: dict[str, Any]
-           ) -> str:
+def report(
+    results: dict[str, dict[str, float]], config: TrainDcsmConfig, facts: dict[str, Any]
+) -> str:
     suites = [s for s in config.suites if any(s in r for r in results.values())]
-    lines = [f"# train_dcsm on {config.data or config.synthetic.world} ({config.eval_split})", "",
-             f"Backbone: {facts['backbone']}.", "",
-             "| model | " + " | ".join(suites) + " |", "|---" * (len(suites) + 1) + "|"]
+    lines = [
+        f"# train_dcsm on {config.data or config.synthetic.world} ({config.eval_split})",
+        "",
+        f"Backbone: {facts['backbone']}.",
+        "",
+        "| model | " + " | ".join(suites) + " |",
+        "|---" * (len(suites) + 1) + "|",
+    ]
     for model, accuracies in results.items():
-        lines.append(f"| {model} | "
-                     + " | ".join(f"{accuracies.get(s, float('nan')):.3f}" for s in suites) + " |")
-    lines += ["", f"Feature cache: {facts['cache_rows']} rows in {facts['cache_seconds']:.1f} s "
-              f"({facts['cache_rows_per_second']:.1f} rows/s), {facts['cache_dir']}.",
-              f"Scorer training: {config.train.steps} steps in {facts['train_seconds']:.1f} s; "
-              f"evaluation {facts['eval_seconds']:.1f} s."]
+        lines.append(
+            f"| {model} | "
+            + " | ".join(f"{accuracies.get(s, float('nan')):.3f}" for s in suites)
+            + " |"
+        )
+    lines += [
+        "",
+        f"Feature cache: {facts['cache_rows']} rows in {facts['cache_seconds']:.1f} s "
+        f"({facts['cache_rows_per_second']:.1f} rows/s), {facts['cache_dir']}.",
+        f"Scorer training: {config.train.steps} steps in {facts['train_seconds']:.1f} s; "
+        f"evaluation {facts['eval_seconds']:.1f} s.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -200,11 +234,21 @@ def main(argv: list[str]) -> dict[str, dict[str, float]]:
         spec, backbone_note = resolve_backbone(config)
         print(f"backbone: {backbone_note}", flush=True)
         features = cache_dir(config, data, spec)
-        card = cache_features(data / "train", features, spec, config.dcsm.context_length,
-                              num_actors=config.feature_actors,
-                              batch_size=config.feature_batch_size)
-        mlflow.log_metrics({"cache.seconds": card["seconds"], "cache.rows": card["rows"],
-                            "cache.rows_per_second": card["rows_per_second"]})
+        card = cache_features(
+            data / "train",
+            features,
+            spec,
+            config.dcsm.context_length,
+            num_actors=config.feature_actors,
+            batch_size=config.feature_batch_size,
+        )
+        mlflow.log_metrics(
+            {
+                "cache.seconds": card["seconds"],
+                "cache.rows": card["rows"],
+                "cache.rows_per_second": card["rows_per_second"],
+            }
+        )
         started = time.perf_counter()
         trained = train(config, spec, features, run.info.run_id)
         train_seconds = time.perf_counter() - started
@@ -212,14 +256,24 @@ def main(argv: list[str]) -> dict[str, dict[str, float]]:
         backbone = load_backbone(spec)
         model = DCSM(backbone, **config.dcsm.model_options())
         model.load_head_state(load_file(str(trained / "model.safetensors")))
-        save_checkpoint(model, Path(config.out) / "dcsm" / "checkpoint",
-                        extra={"backbone": backbone_note, "features": str(features)})
+        save_checkpoint(
+            model,
+            Path(config.out) / "dcsm" / "checkpoint",
+            extra={"backbone": backbone_note, "features": str(features)},
+        )
         started = time.perf_counter()
-        results = evaluate_models(config, {"dcsm": model.eval(), "cosine": CLIP(backbone).eval()},
-                                  data)
-        facts = {"backbone": backbone_note, "cache_dir": str(features), "cache_rows": card["rows"],
-                 "cache_seconds": card["seconds"], "cache_rows_per_second": card["rows_per_second"],
-                 "train_seconds": train_seconds, "eval_seconds": time.perf_counter() - started}
+        results = evaluate_models(
+            config, {"dcsm": model.eval(), "cosine": CLIP(backbone).eval()}, data
+        )
+        facts = {
+            "backbone": backbone_note,
+            "cache_dir": str(features),
+            "cache_rows": card["rows"],
+            "cache_seconds": card["seconds"],
+            "cache_rows_per_second": card["rows_per_second"],
+            "train_seconds": train_seconds,
+            "eval_seconds": time.perf_counter() - started,
+        }
         log_results(results)
         text = report(results, config, facts)
         write_outputs(config.out, config, results, text)

@@ -53,8 +53,9 @@ def test_multi_token_functional_word_replaces_all_its_columns_and_no_other(model
     assert torch.nonzero(columns[0]).flatten().tolist() == [start, start + 1]
 
     signatures = torch.rand(1, model.map_size[0])
-    image_tokens, text_tokens = model.dense_features(images_of(SceneRowBuilder(SPEC, "train")
-                                                               .table([0]), 1), [caption])
+    image_tokens, text_tokens = model.dense_features(
+        images_of(SceneRowBuilder(SPEC, "train").table([0]), 1), [caption]
+    )
     maps = similarity_maps(image_tokens, text_tokens)  # (1, 1, 17, 20)
     replaced = replace_functional(maps, columns, signatures)
     changed = (replaced != maps).any(dim=2)[0, 0]  # (Lt,) columns that differ anywhere
@@ -77,8 +78,9 @@ def test_feature_cache_round_trip_equals_fresh_computation(ray_cluster, tmp_path
     write_shard(rows, tmp_path / "train" / "part-00000.parquet")
     # A random-init backbone is only reproducible through its weights: hand actors a checkpoint.
     backbone = {"checkpoint": str(save_checkpoint(model, tmp_path / "backbone"))}
-    card = cache_features(tmp_path / "train", tmp_path / "cache", backbone, context_length=20,
-                          batch_size=4)
+    card = cache_features(
+        tmp_path / "train", tmp_path / "cache", backbone, context_length=20, batch_size=4
+    )
     assert card["rows"] == 6 and card["image_tokens"] == [17, 128]
     assert card["text_tokens"] == [20, 128]
     cached = pq.read_table(feature_files(tmp_path / "cache")).to_pylist()
@@ -91,13 +93,23 @@ def test_feature_cache_round_trip_equals_fresh_computation(ray_cluster, tmp_path
     texts = [r["caption"] for r in source] + [n["caption"] for r in source for n in r["negatives"]]
     fresh_images, fresh_texts = model.dense_features(images + counterfactuals, texts)
     got_images = [decode_array(r["image_tokens"], (17, 128)) for r in cached]
-    got_images += [decode_array(n["image_tokens"], (17, 128))
-                   for r in cached for n in r["negatives"] if n["image_tokens"]]
+    got_images += [
+        decode_array(n["image_tokens"], (17, 128))
+        for r in cached
+        for n in r["negatives"]
+        if n["image_tokens"]
+    ]
     got_texts = [decode_array(r["caption_tokens"], (20, 128)) for r in cached]
-    got_texts += [decode_array(n["caption_tokens"], (20, 128)) for r in cached for n in r["negatives"]]
+    got_texts += [
+        decode_array(n["caption_tokens"], (20, 128)) for r in cached for n in r["negatives"]
+    ]
     assert len(got_images) == len(images) + len(counterfactuals) > len(images)
-    torch.testing.assert_close(torch.from_numpy(np.stack(got_images)).float(), fresh_images, atol=2e-3, rtol=0)
-    torch.testing.assert_close(torch.from_numpy(np.stack(got_texts)).float(), fresh_texts, atol=2e-3, rtol=0)
+    torch.testing.assert_close(
+        torch.from_numpy(np.stack(got_images)).float(), fresh_images, atol=2e-3, rtol=0
+    )
+    torch.testing.assert_close(
+        torch.from_numpy(np.stack(got_texts)).float(), fresh_texts, atol=2e-3, rtol=0
+    )
 
     again = cache_features(tmp_path / "train", tmp_path / "cache", backbone, context_length=20)
     assert again["seconds"] == card["seconds"]  # reused, not recomputed
@@ -105,8 +117,11 @@ def test_feature_cache_round_trip_equals_fresh_computation(ray_cluster, tmp_path
 
 def test_per_map_normalisation_makes_a_score_independent_of_other_candidates(rows):
     image = images_of(rows, 1)
-    a, b, c = ("a red cube to the left of a blue sphere", "a blue cube",
-               "a gray cylinder to the right of a green cube, and no red sphere")
+    a, b, c = (
+        "a red cube to the left of a blue sphere",
+        "a blue cube",
+        "a gray cylinder to the right of a green cube, and no red sphere",
+    )
     torch.manual_seed(0)
     per_map = create_model("dcsm", BACKBONE, context_length=20)
     with_b, with_c = per_map.score(image, [a, b]), per_map.score(image, [a, c])
@@ -131,8 +146,9 @@ def test_checkpoint_reload_reproduces_scores_and_signatures(tmp_path, rows):
     assert torch.equal(reloaded.signatures, original.signatures)
     images = images_of(rows, 2)
     texts = ["a red cube to the left of a blue sphere", "a blue sphere, and no red cube"]
-    torch.testing.assert_close(reloaded.score(images, texts), original.score(images, texts),
-                               atol=0, rtol=0)
+    torch.testing.assert_close(
+        reloaded.score(images, texts), original.score(images, texts), atol=0, rtol=0
+    )
 
 
 def test_batch_contrasts_positives_with_hard_negatives_and_training_lowers_the_loss(rows):

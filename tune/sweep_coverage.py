@@ -288,7 +288,9 @@ def main(argv: list[str]) -> dict[str, Any]:
     started = time.time()
     if not ray.is_initialized():
         ray.init(
-            address=os.environ.get("RAY_ADDRESS"),
+            # "local": never attach by accident to another job's cluster on a shared node;
+            # RAY_ADDRESS (set by `ray job submit`) selects a real cluster.
+            address=os.environ.get("RAY_ADDRESS") or "local",
             runtime_env={"env_vars": {"MLFLOW_TRACKING_URI": tracking_uri()}},
         )
     grid = run_sweep(config)

@@ -105,6 +105,10 @@ class CLIP(nn.Module):
         }
         return itc, parts
 
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Same as ``loss``: lets a DDP wrapper's forward (and its gradient hooks) run it."""
+        return self.loss(batch)
+
     def param_groups(self, backbone_lr: float, head_lr: float, weight_decay: float) -> list[dict]:
         """Towers at backbone_lr; the temperature (the only new head) at head_lr, undecayed."""
         return split_param_groups(self, backbone_lr, head_lr, weight_decay)

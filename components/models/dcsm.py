@@ -73,17 +73,25 @@ class DCSM(nn.Module):
         lexicon = [w.lower() for w in (default_lexicon() if lexicon is None else lexicon)]
         self.map_size = (num_image_tokens(backbone), context_length)  # (Ni, Lt)
         self.options: dict[str, Any] = {
-            "context_length": context_length, "lexicon": lexicon, "signature_seed": signature_seed,
-            "normalize": normalize, "head": head, "pool": list(pool), "channels": channels,
-            "hidden": hidden, "dropout": dropout, "logit_dropout": logit_dropout,
+            "context_length": context_length,
+            "lexicon": lexicon,
+            "signature_seed": signature_seed,
+            "normalize": normalize,
+            "head": head,
+            "pool": list(pool),
+            "channels": channels,
+            "hidden": hidden,
+            "dropout": dropout,
+            "logit_dropout": logit_dropout,
             "negative_kinds": list(negative_kinds) if negative_kinds else None,
         }
         # Fixed, never trained; a buffer so checkpoints carry the exact vectors (detail 3).
         self.register_buffer(
             "signatures", functional_signatures(len(lexicon), self.map_size[0], signature_seed)
         )
-        self.head = build_head(head, self.map_size, tuple(pool), channels, hidden, dropout,
-                               logit_dropout)
+        self.head = build_head(
+            head, self.map_size, tuple(pool), channels, hidden, dropout, logit_dropout
+        )
         self._columns: dict[str, torch.Tensor] = {}  # caption -> (Lt,) functional ids
 
     @property
@@ -104,22 +112,25 @@ class DCSM(nn.Module):
         """(T, Lt) long: lexicon index + 1 on every sub-token of a functional word, else 0."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._columns]
         if missing:
-            found = functional_columns(self.backbone.tokenizer, missing, self.options["lexicon"],
-                                       self.context_length)
+            found = functional_columns(
+                self.backbone.tokenizer, missing, self.options["lexicon"], self.context_length
+            )
             self._columns.update(zip(missing, found, strict=True))
         if not texts:
             return torch.zeros(0, self.context_length, dtype=torch.long)
         return torch.stack([self._columns[t] for t in texts])
 
-    def maps(self, image_tokens: torch.Tensor, text_tokens: torch.Tensor,
-             columns: torch.Tensor) -> torch.Tensor:
+    def maps(
+        self, image_tokens: torch.Tensor, text_tokens: torch.Tensor, columns: torch.Tensor
+    ) -> torch.Tensor:
         """(I, T, Ni, Lt) normalised maps with functional columns replaced."""
         maps = similarity_maps(image_tokens.float(), text_tokens.float())
         maps = replace_functional(maps, columns.to(maps.device), self.signatures)
         return normalize_maps(maps, self.options["normalize"])
 
-    def score_features(self, image_tokens: torch.Tensor, text_tokens: torch.Tensor,
-                       columns: torch.Tensor) -> torch.Tensor:
+    def score_features(
+        self, image_tokens: torch.Tensor, text_tokens: torch.Tensor, columns: torch.Tensor
+    ) -> torch.Tensor:
         """(I, Ni, D) x (T, Lt, D) dense tokens -> (I, T) scores."""
         maps = self.maps(image_tokens, text_tokens, columns)
         I, T = maps.shape[:2]
@@ -182,24 +193,33 @@ class DCSM(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """CE(S, targets) + CE(S^T, targets) over raw scores; duplicate captions masked out."""
-        scores = self.score_features(batch["image_tokens"], batch["text_tokens"],
-                                     batch["functional"])  # (I, T)
+        scores = self.score_features(
+            batch["image_tokens"], batch["text_tokens"], batch["functional"]
+        )  # (I, T)
         image_target, text_target = batch["image_target"], batch["text_target"]
         group = batch["text_group"]
         I, T = scores.shape
-        same_text = group[image_target][:, None] == group[None, :]  # (I, T) row's caption == column's
+        # (I, T): the row's own caption and the column's caption are the same string
+        same_text = group[image_target][:, None] == group[None, :]
         rows, cols = torch.arange(I, device=scores.device), torch.arange(T, device=scores.device)
         i2t_mask = same_text & (cols[None, :] != image_target[:, None])
         i2t_logits = scores.masked_fill(i2t_mask, float("-inf"))
         i2t = F.cross_entropy(i2t_logits, image_target)
         has_row = text_target >= 0
         t2i_mask = same_text.T[has_row] & (rows[None, :] != text_target[has_row][:, None])
-        t2i = F.cross_entropy(scores.T[has_row].masked_fill(t2i_mask, float("-inf")),
-                              text_target[has_row])
+        t2i = F.cross_entropy(
+            scores.T[has_row].masked_fill(t2i_mask, float("-inf")), text_target[has_row]
+        )
         loss = i2t + t2i
         accuracy = (i2t_logits.detach().argmax(1) == image_target).float().mean()
-        return loss, {"loss": loss.item(), "i2t": i2t.item(), "t2i": t2i.item(),
-                      "i2t_accuracy": accuracy.item(), "images": float(I), "texts": float(T)}
+        return loss, {
+            "loss": loss.item(),
+            "i2t": i2t.item(),
+            "t2i": t2i.item(),
+            "i2t_accuracy": accuracy.item(),
+            "images": float(I),
+            "texts": float(T),
+        }
 
     def param_groups(self, backbone_lr: float, head_lr: float, weight_decay: float) -> list[dict]:
         """Only the head trains (the backbone is frozen, the signatures are buffers)."""
@@ -209,29 +229,39 @@ class DCSM(nn.Module):
 
     # -- Scorer ---------------------------------------------------------------------------
     @torch.no_grad()
-    def dense_features(self, images: Sequence[Any], texts: Sequence[str], batch_size: int = 64
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    def dense_features(
+        self, images: Sequence[Any], texts: Sequence[str], batch_size: int = 64
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fresh dense tokens: images (PIL or bytes) -> (I, Ni, D), texts -> (T, Lt, D)."""
         from components.models.occlip import decode_image
 
         device = self.signatures.device
         image_chunks, text_chunks = [], []
         for start in range(0, len(images), batch_size):
-            pixels = torch.stack([self.backbone.preprocess(decode_image(im))
-                                  for im in images[start : start + batch_size]])
+            pixels = torch.stack(
+                [
+                    self.backbone.preprocess(decode_image(im))
+                    for im in images[start : start + batch_size]
+                ]
+            )
             image_chunks.append(dense_image_tokens(self.backbone, pixels.to(device)))
         for start in range(0, len(texts), batch_size):
-            ids = self.backbone.tokenize(list(texts[start : start + batch_size]), self.context_length)
+            ids = self.backbone.tokenize(
+                list(texts[start : start + batch_size]), self.context_length
+            )
             text_chunks.append(dense_text_tokens(self.backbone, ids.to(device))[0])
         D = self.backbone.embed_dim
         empty_image = torch.zeros(0, self.map_size[0], D, device=device)
         empty_text = torch.zeros(0, self.context_length, D, device=device)
-        return (torch.cat(image_chunks) if image_chunks else empty_image,
-                torch.cat(text_chunks) if text_chunks else empty_text)
+        return (
+            torch.cat(image_chunks) if image_chunks else empty_image,
+            torch.cat(text_chunks) if text_chunks else empty_text,
+        )
 
     @torch.no_grad()
-    def score(self, images: Sequence[Image.Image], texts: Sequence[str | SceneGraph],
-              batch_size: int = 64) -> torch.Tensor:
+    def score(
+        self, images: Sequence[Image.Image], texts: Sequence[str | SceneGraph], batch_size: int = 64
+    ) -> torch.Tensor:
         """(n_images, n_texts) DCSM scores, float32 on CPU.
 
         With per-map normalisation each score depends only on its own pair, so images are
@@ -248,10 +278,12 @@ class DCSM(nn.Module):
             if self.options["normalize"] == "batch" or not len(images):
                 return self.score_features(image_tokens, text_tokens, columns).cpu()
             chunk = max(1, 4096 // max(1, len(captions)))  # bounds I x T maps per head call
-            return torch.cat([
-                self.score_features(image_tokens[i : i + chunk], text_tokens, columns).cpu()
-                for i in range(0, len(images), chunk)
-            ])
+            return torch.cat(
+                [
+                    self.score_features(image_tokens[i : i + chunk], text_tokens, columns).cpu()
+                    for i in range(0, len(images), chunk)
+                ]
+            )
         finally:
             self.train(was_training)
 
@@ -267,4 +299,3 @@ class DCSM(nn.Module):
         missing = [k for k in missing if not k.startswith("backbone.")]
         if missing or unexpected:
             raise RuntimeError(f"head state: missing {missing[:5]}, unexpected {unexpected[:5]}")
-

@@ -19,42 +19,65 @@ HEADS = ("cnn", "pooled")
 
 def _convs(channels: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(), nn.Dropout2d(dropout),
-        nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(), nn.Dropout2d(dropout),
+        nn.Conv2d(1, channels, 3, padding=1),
+        nn.ReLU(),
+        nn.Dropout2d(dropout),
+        nn.Conv2d(channels, channels, 3, padding=1),
+        nn.ReLU(),
+        nn.Dropout2d(dropout),
     )
 
 
 def _classifier(features: int, hidden: int, dropout: float, logit_dropout: bool) -> nn.Sequential:
     return nn.Sequential(
-        nn.Flatten(), nn.Linear(features, hidden), nn.ReLU(), nn.Dropout(dropout),
-        nn.Linear(hidden, 1), nn.Dropout(dropout) if logit_dropout else nn.Identity(),
+        nn.Flatten(),
+        nn.Linear(features, hidden),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, 1),
+        nn.Dropout(dropout) if logit_dropout else nn.Identity(),
     )
 
 
 class MapCNN(nn.Module):
     """Reference head: convs + flatten + MLP over a (Ni, Lt) map; input size is fixed."""
 
-    def __init__(self, map_size: tuple[int, int], channels: int = 4, hidden: int = 128,
-                 dropout: float = 0.1, logit_dropout: bool = True) -> None:
+    def __init__(
+        self,
+        map_size: tuple[int, int],
+        channels: int = 4,
+        hidden: int = 128,
+        dropout: float = 0.1,
+        logit_dropout: bool = True,
+    ) -> None:
         super().__init__()
         self.map_size = tuple(map_size)
         self.convs = _convs(channels, dropout)
-        self.classifier = _classifier(channels * self.map_size[0] * self.map_size[1], hidden,
-                                      dropout, logit_dropout)
+        self.classifier = _classifier(
+            channels * self.map_size[0] * self.map_size[1], hidden, dropout, logit_dropout
+        )
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         """(P, Ni, Lt) maps -> (P,) scores."""
         if tuple(maps.shape[-2:]) != self.map_size:
-            raise ValueError(f"MapCNN built for {self.map_size} maps, got {tuple(maps.shape[-2:])}; "
-                             "use head='pooled' for other backbones or context lengths")
+            raise ValueError(
+                f"MapCNN built for {self.map_size} maps, got {tuple(maps.shape[-2:])}; "
+                "use head='pooled' for other backbones or context lengths"
+            )
         return self.classifier(self.convs(maps[:, None])).squeeze(-1)
 
 
 class PooledMapCNN(nn.Module):
     """Size-independent head: convs + adaptive average pooling to ``pool`` + MLP."""
 
-    def __init__(self, pool: tuple[int, int] = (16, 16), channels: int = 4, hidden: int = 128,
-                 dropout: float = 0.1, logit_dropout: bool = True) -> None:
+    def __init__(
+        self,
+        pool: tuple[int, int] = (16, 16),
+        channels: int = 4,
+        hidden: int = 128,
+        dropout: float = 0.1,
+        logit_dropout: bool = True,
+    ) -> None:
         super().__init__()
         self.convs = _convs(channels, dropout)
         self.pool = nn.AdaptiveAvgPool2d(tuple(pool))
@@ -65,8 +88,15 @@ class PooledMapCNN(nn.Module):
         return self.classifier(self.pool(self.convs(maps[:, None]))).squeeze(-1)
 
 
-def build_head(kind: str, map_size: tuple[int, int], pool: tuple[int, int], channels: int,
-               hidden: int, dropout: float, logit_dropout: bool) -> nn.Module:
+def build_head(
+    kind: str,
+    map_size: tuple[int, int],
+    pool: tuple[int, int],
+    channels: int,
+    hidden: int,
+    dropout: float,
+    logit_dropout: bool,
+) -> nn.Module:
     """The scorer head named ``kind`` ("cnn" reference, "pooled" size-independent)."""
     if kind == "cnn":
         return MapCNN(map_size, channels, hidden, dropout, logit_dropout)

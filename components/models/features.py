@@ -98,7 +98,9 @@ def load_backbone(spec: dict[str, Any]) -> Backbone:
 
         model = load_checkpoint(spec["checkpoint"])
         if not hasattr(model, "backbone"):
-            raise ValueError(f"checkpoint {spec['checkpoint']}: model {model.name!r} has no backbone")
+            raise ValueError(
+                f"checkpoint {spec['checkpoint']}: model {model.name!r} has no backbone"
+            )
         return model.backbone
     return Backbone.from_config(spec)
 
@@ -137,8 +139,9 @@ class BackboneFeatures:
     ) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.backbone = load_backbone(backbone).eval().to(self.device)
-        self.context_length = min(context_length or self.backbone.context_length,
-                                  self.backbone.context_length)
+        self.context_length = min(
+            context_length or self.backbone.context_length, self.backbone.context_length
+        )
         self.layer, self.chunk_size = layer, chunk_size
         self.image_column, self.text_column = image_column, text_column
 
@@ -148,8 +151,12 @@ class BackboneFeatures:
 
         chunks = []
         for start in range(0, len(images), self.chunk_size):
-            pixels = torch.stack([self.backbone.preprocess(decode_image(im))
-                                  for im in images[start : start + self.chunk_size]])
+            pixels = torch.stack(
+                [
+                    self.backbone.preprocess(decode_image(im))
+                    for im in images[start : start + self.chunk_size]
+                ]
+            )
             tokens = dense_image_tokens(self.backbone, pixels.to(self.device), self.layer)
             chunks.append(tokens.cpu().numpy().astype(FEATURE_DTYPE))
         return np.concatenate(chunks) if chunks else np.zeros((0, 0, 0), FEATURE_DTYPE)
@@ -158,8 +165,9 @@ class BackboneFeatures:
         """((n, Lt, D) fp16 dense text tokens, (n, Lt) bool mask) at this actor's context length."""
         chunks, masks = [], []
         for start in range(0, len(texts), self.chunk_size):
-            ids = self.backbone.tokenize(list(texts[start : start + self.chunk_size]),
-                                         self.context_length)
+            ids = self.backbone.tokenize(
+                list(texts[start : start + self.chunk_size]), self.context_length
+            )
             tokens, mask = dense_text_tokens(self.backbone, ids.to(self.device), self.layer)
             chunks.append(tokens.cpu().numpy().astype(FEATURE_DTYPE))
             masks.append(mask.cpu().numpy())
@@ -172,7 +180,8 @@ class BackboneFeatures:
         out["image_tokens"] = self.image_tokens(list(batch[self.image_column]))
         if self.text_column:
             out["text_tokens"], out["text_mask"] = self.text_tokens(
-                [str(t) for t in batch[self.text_column]])
+                [str(t) for t in batch[self.text_column]]
+            )
         return out
 
 
@@ -206,22 +215,27 @@ class ShardFeatures(BackboneFeatures):
             negatives = []
             for k, negative in enumerate(row["negatives"] or []):
                 positive = negative.get("positive_caption")
-                negatives.append({
-                    "kind": negative["kind"],
-                    "caption": negative["caption"],
-                    "caption_tokens": text_blob[texts[negative["caption"]]],
-                    "image_tokens": encode_array(image_tokens[image_index[(r, k)]])
-                    if (r, k) in image_index else None,
-                    "positive_caption": positive or None,
-                    "positive_caption_tokens": text_blob[texts[positive]] if positive else None,
-                })
-            out.append({
-                "id": row["id"],
-                "caption": row["caption"],
-                "image_tokens": encode_array(image_tokens[image_index[(r, -1)]]),
-                "caption_tokens": text_blob[texts[row["caption"]]],
-                "negatives": negatives,
-            })
+                negatives.append(
+                    {
+                        "kind": negative["kind"],
+                        "caption": negative["caption"],
+                        "caption_tokens": text_blob[texts[negative["caption"]]],
+                        "image_tokens": encode_array(image_tokens[image_index[(r, k)]])
+                        if (r, k) in image_index
+                        else None,
+                        "positive_caption": positive or None,
+                        "positive_caption_tokens": text_blob[texts[positive]] if positive else None,
+                    }
+                )
+            out.append(
+                {
+                    "id": row["id"],
+                    "caption": row["caption"],
+                    "image_tokens": encode_array(image_tokens[image_index[(r, -1)]]),
+                    "caption_tokens": text_blob[texts[row["caption"]]],
+                    "negatives": negatives,
+                }
+            )
         return pa.Table.from_pylist(out, schema=FEATURE_SCHEMA)
 
 
@@ -255,8 +269,12 @@ def cache_features(
     source, out = Path(source), Path(out)
     probe = load_backbone(backbone)
     context_length = min(context_length or probe.context_length, probe.context_length)
-    key = {"backbone": backbone, "fingerprint": backbone_fingerprint(backbone),
-           "context_length": context_length, "source": str(source.resolve())}
+    key = {
+        "backbone": backbone,
+        "fingerprint": backbone_fingerprint(backbone),
+        "context_length": context_length,
+        "source": str(source.resolve()),
+    }
     if (out / CARD_FILE).is_file():
         card = read_feature_card(out)
         if card.get("key") == key:

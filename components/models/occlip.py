@@ -297,6 +297,10 @@ class OCCLIP(nn.Module):
         }
         return total, {key: float(value) for key, value in parts.items()}
 
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Same as ``loss``: lets a DDP wrapper's forward (and its gradient hooks) run it."""
+        return self.loss(batch)
+
     def param_groups(self, backbone_lr: float, head_lr: float, weight_decay: float) -> list[dict]:
         """Backbone at backbone_lr, binding/score heads at head_lr; no decay on 1-D params."""
         return split_param_groups(self, backbone_lr, head_lr, weight_decay)

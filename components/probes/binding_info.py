@@ -121,9 +121,14 @@ class DNNProbe(_AutoregressiveProbe):
         super().__init__(num_bits)
         if layers < 2:
             raise ValueError(f"dnn probe needs layers >= 2, got {layers}")
-        self.first_z, self.first_y = _normal(num_bits, dim, hidden), _normal(num_bits, num_bits, hidden)
+        self.first_z, self.first_y = (
+            _normal(num_bits, dim, hidden),
+            _normal(num_bits, num_bits, hidden),
+        )
         self.first_bias = nn.Parameter(torch.zeros(num_bits, hidden))
-        self.hidden = nn.ParameterList([_normal(num_bits, hidden, hidden) for _ in range(layers - 2)])
+        self.hidden = nn.ParameterList(
+            [_normal(num_bits, hidden, hidden) for _ in range(layers - 2)]
+        )
         self.hidden_bias = nn.ParameterList(
             [nn.Parameter(torch.zeros(num_bits, hidden)) for _ in range(layers - 2)]
         )
@@ -253,7 +258,9 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _batch(data: ProbeData, index: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(
+    data: ProbeData, index: np.ndarray, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows ``index`` as float32 tensors; sorted reads keep memmap access sequential-ish."""
     index = np.sort(index)
     inputs = torch.from_numpy(np.asarray(data.inputs[index], dtype=np.float32))
@@ -262,13 +269,17 @@ def _batch(data: ProbeData, index: np.ndarray, device: torch.device) -> tuple[to
 
 
 @torch.no_grad()
-def bits_per_image(probe: nn.Module, data: ProbeData, batch_size: int = 1024, device: str = "auto") -> float:
+def bits_per_image(
+    probe: nn.Module, data: ProbeData, batch_size: int = 1024, device: str = "auto"
+) -> float:
     """Mean over images of -log2 q(o|z) = sum_k BCE_k / ln 2 (teacher forced)."""
     device_ = resolve_device(device)
     probe.eval()
     total = 0.0
     for start in range(0, len(data.inputs), batch_size):
-        inputs, targets = _batch(data, np.arange(start, min(start + batch_size, len(data.inputs))), device_)
+        inputs, targets = _batch(
+            data, np.arange(start, min(start + batch_size, len(data.inputs))), device_
+        )
         logits = probe(inputs, targets)
         total += F.binary_cross_entropy_with_logits(logits, targets, reduction="sum").item()
     return total / math.log(2) / len(data.inputs)
@@ -295,7 +306,9 @@ def fit_probe(
             inputs, targets = _batch(train, order[start : start + config.batch_size], device)
             logits = probe(inputs, targets)
             # Sum over heads, mean over images: the loss is bits per image (x ln 2).
-            loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="sum") / len(targets)
+            loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="sum") / len(
+                targets
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -305,7 +318,12 @@ def fit_probe(
         val_bits = bits_per_image(probe, val, config.batch_size, config.device)
         test_bits = bits_per_image(probe, test, config.batch_size, config.device)
         history.append(
-            {"epoch": epoch, "train_bits": train_nats / seen / math.log(2), "val_bits": val_bits, "test_bits": test_bits}
+            {
+                "epoch": epoch,
+                "train_bits": train_nats / seen / math.log(2),
+                "val_bits": val_bits,
+                "test_bits": test_bits,
+            }
         )
         if best is None or val_bits < best.val_bits:
             state = {k: v.detach().cpu().clone() for k, v in probe.state_dict().items()}
@@ -375,7 +393,9 @@ def measure_binding(
             raise ValueError(f"measure_binding needs a {name!r} split, got {sorted(splits)}")
     dim = int(splits["train"].inputs.shape[-1])
     if family in TOKEN_FAMILIES and splits["train"].inputs.ndim != 3:
-        raise ValueError(f"{family} probe reads tokens (N, 1 + P, D); got {splits['train'].inputs.shape}")
+        raise ValueError(
+            f"{family} probe reads tokens (N, 1 + P, D); got {splits['train'].inputs.shape}"
+        )
     if family not in TOKEN_FAMILIES and splits["train"].inputs.ndim != 2:
         raise ValueError(f"{family} probe reads vectors (N, d); got {splits['train'].inputs.shape}")
     results: dict[str, Any] = {}
@@ -385,8 +405,13 @@ def measure_binding(
         num_bits = int(data["train"].targets.shape[1])
         target_family = "quadratic" if family == "shared_quadratic" and target == "F" else family
         probe = make_probe(
-            target_family, dim, num_bits, rank=options.rank, hidden=options.hidden,
-            layers=options.layers, groups=groups,
+            target_family,
+            dim,
+            num_bits,
+            rank=options.rank,
+            hidden=options.hidden,
+            layers=options.layers,
+            groups=groups,
         )
         result = fit_probe(probe, data["train"], data["val"], data["test"], fit)
         probes[target] = probe
