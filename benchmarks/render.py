@@ -27,7 +27,9 @@ def main(argv: list[str]) -> None:
     options = dict(arg.split("=", 1) for arg in argv)
     scenes = int(options.get("scenes", 60))
     build_scenes = int(options.get("build_scenes", 400))
-    print("| world | 64 px | 128 px | 256 px |  (scenes/s, one core, incl. captions, negatives, PNG)")
+    print(
+        "| world | 64 px | 128 px | 256 px |  (scenes/s, one core, incl. captions, negatives, PNG)"
+    )
     print("|---|---|---|---|")
     for world in ("clevr", "clevr_pairs", "colorshape"):
         rates = [rows_per_second(world, size, scenes) for size in (64, 128, 256)]

@@ -1,6 +1,6 @@
 """Build a synthetic world's shards with Ray Data.
 
-    python pipelines/build_synthetic.py world=clevr num_scenes=2000 coverage=0.5 seed=7 out=/tmp/w
+python pipelines/build_synthetic.py world=clevr num_scenes=2000 coverage=0.5 seed=7 out=/tmp/w
 """
 
 from __future__ import annotations
@@ -35,11 +35,16 @@ class BuildSyntheticConfig:
 
 
 def report(card: dict) -> str:
-    lines = [f"# {card['world']}: {sum(card['splits'].values())} scenes", "",
-             f"seed {card['seed']}, coverage {card['coverage']}, "
-             f"{card['num_objects']} objects ({len(card['heldout_objects'])} held out), "
-             f"{card['image_size']} px, built in {card['build']['seconds']:.1f} s", "",
-             "| split | scenes | negatives |", "|---|---|---|"]
+    lines = [
+        f"# {card['world']}: {sum(card['splits'].values())} scenes",
+        "",
+        f"seed {card['seed']}, coverage {card['coverage']}, "
+        f"{card['num_objects']} objects ({len(card['heldout_objects'])} held out), "
+        f"{card['image_size']} px, built in {card['build']['seconds']:.1f} s",
+        "",
+        "| split | scenes | negatives |",
+        "|---|---|---|",
+    ]
     for split, size in card["splits"].items():
         negatives = ", ".join(f"{k} {v}" for k, v in card["negatives"][split].items())
         lines.append(f"| {split} | {size} | {negatives} |")
@@ -48,13 +53,22 @@ def report(card: dict) -> str:
 
 def main(argv: list[str]) -> dict:
     config = load_config(BuildSyntheticConfig, argv, DEFAULT_CONFIG)
-    spec = SyntheticSpec(config.world, config.seed, config.coverage, config.image_size,
-                         tuple(sorted(config.world_overrides.items())))
+    spec = SyntheticSpec(
+        config.world,
+        config.seed,
+        config.coverage,
+        config.image_size,
+        tuple(sorted(config.world_overrides.items())),
+    )
     init_ray()
     with pipeline_run(config.experiment, f"{config.world}-s{config.seed}", to_dict(config)):
         card = build_synthetic(spec, config.num_scenes, config.out, config.rows_per_shard)
-        results = {"build": {"scenes_per_s": sum(card["splits"].values()) / card["build"]["seconds"],
-                             **{f"{k}_scenes": v for k, v in card["splits"].items()}}}
+        results = {
+            "build": {
+                "scenes_per_s": sum(card["splits"].values()) / card["build"]["seconds"],
+                **{f"{k}_scenes": v for k, v in card["splits"].items()},
+            }
+        }
         log_results(results)
         write_outputs(config.out, config, results, report(card))
         for name in ("card.json", "report.md", "config.yaml"):

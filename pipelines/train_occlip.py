@@ -80,8 +80,10 @@ def prepare_data(config: TrainOcclipConfig) -> Path:
 
 
 def model_spec(config: TrainOcclipConfig, name: str) -> dict[str, Any]:
-    backbone = {"name": config.backbone,
-                "pretrained": config.pretrained if config.init == "pretrained" else None}
+    backbone = {
+        "name": config.backbone,
+        "pretrained": config.pretrained if config.init == "pretrained" else None,
+    }
     options = config.occlip if name == "occlip" else {}
     return {"name": name, "backbone": backbone, **options}
 
@@ -95,10 +97,16 @@ def train_one(config, name, data, parent_run_id) -> Path:
     validate_schema(pq.read_schema(files[0]), str(files[0]), TRAIN_COLUMNS)
     dataset = ray.data.read_parquet([str(f) for f in files], columns=TRAIN_COLUMNS)
     with mlflow.start_run(run_name=name, nested=True, parent_run_id=parent_run_id) as run:
-        mlflow.log_params({"model": name, **{f"train.{k}": v for k, v in asdict(config.train).items()}})
+        mlflow.log_params(
+            {"model": name, **{f"train.{k}": v for k, v in asdict(config.train).items()}}
+        )
         result = fit(
-            model_spec(config, name), config.train, dataset, config.scaling,
-            storage_path=Path(config.out) / "ray", run_name=name,
+            model_spec(config, name),
+            config.train,
+            dataset,
+            config.scaling,
+            storage_path=Path(config.out) / "ray",
+            run_name=name,
             mlflow={"tracking_uri": tracking_uri(), "run_id": run.info.run_id},
             resume=config.resume or None,
         )
@@ -123,16 +131,27 @@ def evaluate_checkpoint(config, checkpoint: Path, data: Path) -> dict[str, float
         options = {"world": card["world"]} if config.parser == "template" and card else {}
         model.parser = get_parser(config.parser, **options)
     suites = synthetic_suites(data / config.eval_split, config.suites, config.eval_limit or None)
-    return {name: evaluate(model, bench, batch_size=16, progress=False).summary()["accuracy"]
-            for name, bench in suites.items() if bench.items}
+    return {
+        name: evaluate(model, bench, batch_size=16, progress=False).summary()["accuracy"]
+        for name, bench in suites.items()
+        if bench.items
+    }
 
 
 def report(results: dict[str, dict[str, float]], config: TrainOcclipConfig) -> str:
     suites = [s for s in config.suites if any(s in r for r in results.values())]
-    lines = [f"# train_occlip on {config.data or config.synthetic.world} ({config.eval_split})", "",
-             "| model | " + " | ".join(suites) + " |", "|---" * (len(suites) + 1) + "|"]
+    lines = [
+        f"# train_occlip on {config.data or config.synthetic.world} ({config.eval_split})",
+        "",
+        "| model | " + " | ".join(suites) + " |",
+        "|---" * (len(suites) + 1) + "|",
+    ]
     for model, accuracies in results.items():
-        lines.append(f"| {model} | " + " | ".join(f"{accuracies.get(s, float('nan')):.3f}" for s in suites) + " |")
+        lines.append(
+            f"| {model} | "
+            + " | ".join(f"{accuracies.get(s, float('nan')):.3f}" for s in suites)
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -28,8 +28,9 @@ def _free_port() -> int:
 def _wait_for_head(address: str, env: dict, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        probe = subprocess.run(["ray", "job", "list", "--address", address], env=env,
-                               capture_output=True, timeout=60)
+        probe = subprocess.run(
+            ["ray", "job", "list", "--address", address], env=env, capture_output=True, timeout=60
+        )
         if probe.returncode == 0:
             return
         time.sleep(2)
@@ -38,9 +39,14 @@ def _wait_for_head(address: str, env: dict, timeout: float = 120) -> None:
 
 @pytest.mark.slow
 def test_job_submit_trains_on_a_token_auth_head(tmp_path):
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
-           "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(16),
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    }
     env.pop("RAY_ADDRESS", None)
     dashboard = _free_port()
     # Every port is free-picked: another Ray on this node (the shared test cluster) holds
@@ -49,24 +55,55 @@ def test_job_submit_trains_on_a_token_auth_head(tmp_path):
     # cluster only (`ray stop` would also kill the test session's shared cluster).
     # The temp dir is short: Ray's unix socket paths must stay under ~107 characters.
     head = subprocess.Popen(
-        ["ray", "start", "--head", "--block", f"--port={_free_port()}", "--num-cpus=4",
-         "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-         f"--dashboard-port={dashboard}", f"--dashboard-agent-listen-port={_free_port()}",
-         f"--dashboard-agent-grpc-port={_free_port()}", f"--runtime-env-agent-port={_free_port()}",
-         f"--metrics-export-port={_free_port()}", f"--temp-dir={tempfile.mkdtemp(prefix='rj', dir='/tmp')}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            "ray",
+            "start",
+            "--head",
+            "--block",
+            f"--port={_free_port()}",
+            "--num-cpus=4",
+            "--include-dashboard=true",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dashboard}",
+            f"--dashboard-agent-listen-port={_free_port()}",
+            f"--dashboard-agent-grpc-port={_free_port()}",
+            f"--runtime-env-agent-port={_free_port()}",
+            f"--metrics-export-port={_free_port()}",
+            f"--temp-dir={tempfile.mkdtemp(prefix='rj', dir='/tmp')}",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         address = f"http://127.0.0.1:{dashboard}"
         _wait_for_head(address, env)
         unauthorised = subprocess.run(
             ["ray", "job", "list", "--address", address],
-            env={**env, "RAY_AUTH_TOKEN": "wrong-token"}, capture_output=True, timeout=120)
+            env={**env, "RAY_AUTH_TOKEN": "wrong-token"},
+            capture_output=True,
+            timeout=120,
+        )
         assert unauthorised.returncode != 0
         out = tmp_path / "job-out"
-        command = ["ray", "job", "submit", "--address", address, "--working-dir", str(ROOT), "--",
-                   "python", "pipelines/train_occlip.py", "--config",
-                   "pipelines/configs/smoke/train_occlip.yaml", "model=clip", f"out={out}",
-                   f"synthetic.root={tmp_path / 'datasets'}"]
+        command = [
+            "ray",
+            "job",
+            "submit",
+            "--address",
+            address,
+            "--working-dir",
+            str(ROOT),
+            "--",
+            "python",
+            "pipelines/train_occlip.py",
+            "--config",
+            "pipelines/configs/smoke/train_occlip.yaml",
+            "model=clip",
+            f"out={out}",
+            f"synthetic.root={tmp_path / 'datasets'}",
+        ]
         for _ in range(30):  # the job agent comes up a little after the dashboard answers
             submit = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
             if "No available agent" not in submit.stderr:

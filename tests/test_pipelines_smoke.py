@@ -34,7 +34,9 @@ def _numbers(tree) -> list[float]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", SMOKE_CONFIGS, ids=lambda p: f"{p.parent.parent.parent.name}/{p.stem}")
+@pytest.mark.parametrize(
+    "config", SMOKE_CONFIGS, ids=lambda p: f"{p.parent.parent.parent.name}/{p.stem}"
+)
 def test_smoke_config_runs_and_writes_results(config, ray_cluster, mlflow_uri, tmp_path):
     script = _script_for(config)
     spec = importlib.util.spec_from_file_location(f"smoke_{config.stem}", script)

@@ -38,20 +38,26 @@ def test_fronted_relation_and_definite_reference():
         "and the small red rubber cube behind a large gray metal cylinder"
     )
     assert graph.node_phrases() == [
-        "large blue metal sphere", "small red rubber cube", "large gray metal cylinder"]
+        "large blue metal sphere",
+        "small red rubber cube",
+        "large gray metal cylinder",
+    ]
     assert graph.triples() == [
         ("small red rubber cube", "left of", "large blue metal sphere"),
         ("small red rubber cube", "behind", "large gray metal cylinder"),
     ]
 
 
-@pytest.mark.parametrize("caption,problem", [
-    ("a dog chasing a cat", "'a dog chasing a cat': unknown object name"),
-    ("a red cube near a blue sphere", "unknown attribute words"),
-    ("the red cube", "refers to nothing"),
-    ("", "empty caption"),
-    ("a red cube, a blue sphere", "must start with 'and '"),
-])
+@pytest.mark.parametrize(
+    "caption,problem",
+    [
+        ("a dog chasing a cat", "'a dog chasing a cat': unknown object name"),
+        ("a red cube near a blue sphere", "unknown attribute words"),
+        ("the red cube", "refers to nothing"),
+        ("", "empty caption"),
+        ("a red cube, a blue sphere", "must start with 'and '"),
+    ],
+)
 def test_out_of_grammar_caption_is_an_error_naming_it(caption, problem):
     with pytest.raises(TemplateParseError, match=problem):
         get_parser("template", world="clevr_pairs").parse(caption)

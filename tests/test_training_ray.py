@@ -29,12 +29,25 @@ def test_two_workers_survive_a_killed_worker_and_finish_every_step(
     mlflow.set_tracking_uri(mlflow_uri)
     run = mlflow.start_run(run_name="drill")
     mlflow.end_run()
-    train = TrainConfig(steps=6, batch_size=8, warmup_steps=1, checkpoint_every=2, log_every=1,
-                        shuffle_buffer=0, drill_exit_step=3,
-                        drill_marker=str(tmp_path / "killed-once"))
-    result = fit(MODEL, train, rows_dataset, ScalingSettings(num_workers=2, max_failures=1),
-                 storage_path=tmp_path / "ray", run_name="drill",
-                 mlflow={"tracking_uri": mlflow_uri, "run_id": run.info.run_id})
+    train = TrainConfig(
+        steps=6,
+        batch_size=8,
+        warmup_steps=1,
+        checkpoint_every=2,
+        log_every=1,
+        shuffle_buffer=0,
+        drill_exit_step=3,
+        drill_marker=str(tmp_path / "killed-once"),
+    )
+    result = fit(
+        MODEL,
+        train,
+        rows_dataset,
+        ScalingSettings(num_workers=2, max_failures=1),
+        storage_path=tmp_path / "ray",
+        run_name="drill",
+        mlflow={"tracking_uri": mlflow_uri, "run_id": run.info.run_id},
+    )
     assert (tmp_path / "killed-once").read_text() == "3"  # the worker really died at step 3
     assert result.metrics["step"] == 6
     assert result.metrics["start_step"] == 2  # resumed from the step-2 checkpoint
@@ -46,10 +59,22 @@ def test_two_workers_survive_a_killed_worker_and_finish_every_step(
 
 @pytest.mark.slow
 def test_explicit_resume_path_continues_from_its_step(rows_dataset, tmp_path):
-    first = fit(MODEL, TrainConfig(steps=2, batch_size=8, warmup_steps=1, checkpoint_every=2),
-                rows_dataset, ScalingSettings(num_workers=1), tmp_path / "ray", "first")
+    first = fit(
+        MODEL,
+        TrainConfig(steps=2, batch_size=8, warmup_steps=1, checkpoint_every=2),
+        rows_dataset,
+        ScalingSettings(num_workers=1),
+        tmp_path / "ray",
+        "first",
+    )
     with first.checkpoint.as_directory() as directory:
-        second = fit(MODEL, TrainConfig(steps=4, batch_size=8, warmup_steps=1, checkpoint_every=2),
-                     rows_dataset, ScalingSettings(num_workers=1), tmp_path / "ray", "second",
-                     resume=directory)
+        second = fit(
+            MODEL,
+            TrainConfig(steps=4, batch_size=8, warmup_steps=1, checkpoint_every=2),
+            rows_dataset,
+            ScalingSettings(num_workers=1),
+            tmp_path / "ray",
+            "second",
+            resume=directory,
+        )
     assert second.metrics["start_step"] == 2 and second.metrics["step"] == 4

@@ -111,19 +111,27 @@ def test_every_negative_differs_from_its_positive_in_exactly_the_intended_way():
             assert negative["caption"] != row["caption"]
             if kind in ("swap_att", "swap_obj", "replace_att"):
                 # same nodes in the same places, relations untouched
-                assert [r.predicate for r in graph.relations] == [r.predicate for r in positive.relations]
+                assert [r.predicate for r in graph.relations] == [
+                    r.predicate for r in positive.relations
+                ]
                 assert [(r.subject, r.object) for r in graph.relations] == [
-                    (r.subject, r.object) for r in positive.relations]
-                changed = [(a, b) for a, b in zip(positive.objects, graph.objects, strict=True) if a != b]
+                    (r.subject, r.object) for r in positive.relations
+                ]
+                changed = [
+                    (a, b) for a, b in zip(positive.objects, graph.objects, strict=True) if a != b
+                ]
                 if kind == "replace_att":
                     assert len(changed) == 1
-                    (a, b), = changed
+                    ((a, b),) = changed
                     assert a.name == b.name and a.attributes[color] != b.attributes[color]
                 else:
                     assert len(changed) == 2
                     (a1, b1), (a2, b2) = changed
                     if kind == "swap_att":
-                        assert (b1.attributes[color], b2.attributes[color]) == (a2.attributes[color], a1.attributes[color])
+                        assert (b1.attributes[color], b2.attributes[color]) == (
+                            a2.attributes[color],
+                            a1.attributes[color],
+                        )
                         assert (a1.name, a2.name) == (b1.name, b2.name)
                     else:
                         assert (b1.name, b2.name) == (a2.name, a1.name)
@@ -134,8 +142,8 @@ def test_every_negative_differs_from_its_positive_in_exactly_the_intended_way():
                 pos_triples, neg_triples = Counter(positive.triples()), Counter(graph.triples())
                 removed, added = pos_triples - neg_triples, neg_triples - pos_triples
                 assert sum(removed.values()) == 1 and sum(added.values()) == 1
-                (s, p, o), = removed
-                (s2, p2, o2), = added
+                ((s, p, o),) = removed
+                ((s2, p2, o2),) = added
                 if kind == "swap_rel":
                     assert (s2, p2, o2) == (o, p, s)
                 else:
@@ -148,7 +156,14 @@ def test_every_negative_differs_from_its_positive_in_exactly_the_intended_way():
                 assert len(neg_false) == 1 and len(neg_true) == 1
                 assert (neg_false[0].attributes, neg_false[0].name) in present
                 assert (neg_true[0].attributes, neg_true[0].name) not in present
-    assert set(seen_kinds) == {"swap_att", "swap_obj", "replace_att", "replace_rel", "swap_rel", "negation"}
+    assert set(seen_kinds) == {
+        "swap_att",
+        "swap_obj",
+        "replace_att",
+        "replace_rel",
+        "swap_rel",
+        "negation",
+    }
 
 
 def test_counterfactual_image_differs_from_the_original():
@@ -163,27 +178,37 @@ def test_colorshape_feature_code_split_matches_the_paper():
     splits = world.feature_codes_by_split
     assert len(world.all_feature_codes) == math.comb(8, 6) ** 2 == 784
     assert {k: len(v) for k, v in splits.items()} == {"train": 522, "val": 131, "test": 131}
-    assert not set(splits["train"]) & set(splits["test"]) and not set(splits["val"]) & set(splits["test"])
+    assert not set(splits["train"]) & set(splits["test"]) and not set(splits["val"]) & set(
+        splits["test"]
+    )
     entropies = world.entropies("train")
     assert entropies["H_F"] == pytest.approx(math.log2(522))
     assert entropies["H_O"] == pytest.approx(entropies["H_F"] + entropies["H_O_given_F"])
 
 
-@pytest.mark.parametrize("a,b,k", [(2, 2, 2), (2, 2, 3), (3, 3, 3), (3, 3, 4), (3, 3, 5), (2, 3, 4)])
+@pytest.mark.parametrize(
+    "a,b,k", [(2, 2, 2), (2, 2, 3), (3, 3, 3), (3, 3, 4), (3, 3, 5), (2, 3, 4)]
+)
 def test_inclusion_exclusion_count_equals_brute_force(a, b, k):
     cells = list(itertools.product(range(a), range(b)))
     brute = sum(
-        1 for subset in itertools.combinations(cells, k)
+        1
+        for subset in itertools.combinations(cells, k)
         if {c for c, _ in subset} == set(range(a)) and {s for _, s in subset} == set(range(b))
     )
     assert count_covering_subsets(a, b, k) == brute
 
 
 def test_colorshape_sampling_is_uniform_over_valid_object_codes_on_a_3x3_world():
-    spec = {"name": "tiny", "kind": "colorshape",
-            "concepts": {"color": ["red", "blue", "green"], "shape": ["circle", "square", "star"]},
-            "colors_per_scene": 2, "shapes_per_scene": 2, "objects_per_scene": 3,
-            "split_counts": {"train": 5, "val": 2, "test": 2}}
+    spec = {
+        "name": "tiny",
+        "kind": "colorshape",
+        "concepts": {"color": ["red", "blue", "green"], "shape": ["circle", "square", "star"]},
+        "colors_per_scene": 2,
+        "shapes_per_scene": 2,
+        "objects_per_scene": 3,
+        "split_counts": {"train": 5, "val": 2, "test": 2},
+    }
     from components.data.worlds.colorshape import ColorShapeWorld
 
     world = ColorShapeWorld(spec)

@@ -84,7 +84,8 @@ def build_synthetic(
     num_scenes: int,
     out: str | Path,
     rows_per_shard: int = 200,
-    num_cpus_per_task: float = 1.0, max_actors: int | None = None,
+    num_cpus_per_task: float = 1.0,
+    max_actors: int | None = None,
 ) -> dict[str, Any]:
     """Render every split into ``out/<split>/part-*.parquet`` and write ``out/card.json``."""
     import ray.data

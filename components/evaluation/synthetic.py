@@ -35,7 +35,10 @@ def synthetic_suites(
                 continue
             image = image or Image.open(io.BytesIO(row["image"])).convert("RGB")
             positive = negative["positive_caption"] or row["caption"]
-            items[kind].append(BenchmarkItem(
-                f"{row['id']}/{kind}", (image,), (positive, negative["caption"]), (0,), kind))
+            items[kind].append(
+                BenchmarkItem(
+                    f"{row['id']}/{kind}", (image,), (positive, negative["caption"]), (0,), kind
+                )
+            )
     name = Path(split_dir).name
     return {suite: Benchmark(f"{name}/{suite}", tuple(found)) for suite, found in items.items()}

@@ -57,16 +57,21 @@ class LossModule(nn.Module):
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+    return {
+        k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
+    }
 
 
 def _batches(shard, model: nn.Module, config: TrainConfig, epoch: int):
     """Endless stream of collated batches; each pass over the shard is one epoch."""
     while True:
         for table in shard.iter_batches(
-            batch_size=config.batch_size, batch_format="pyarrow", drop_last=True,
+            batch_size=config.batch_size,
+            batch_format="pyarrow",
+            drop_last=True,
             local_shuffle_buffer_size=config.shuffle_buffer or None,
-            local_shuffle_seed=config.seed + epoch, prefetch_batches=2,
+            local_shuffle_seed=config.seed + epoch,
+            prefetch_batches=2,
         ):
             yield model.collate(table.to_pylist())
         epoch += 1
@@ -89,7 +94,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     scheduler = warmup_cosine(optimizer, config.warmup_steps, config.steps)
     step = 0
     resume = ray.train.get_checkpoint()
-    resume_dir = resume.as_directory() if resume else contextlib.nullcontext(loop_config.get("resume"))
+    resume_dir = (
+        resume.as_directory() if resume else contextlib.nullcontext(loop_config.get("resume"))
+    )
     with resume_dir as directory:
         if directory:
             step = load_train_state(Path(directory), model, optimizer, scheduler)
@@ -119,11 +126,16 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
         is_checkpoint = step % config.checkpoint_every == 0 or step == config.steps
         if step % config.log_every == 0 or is_checkpoint:
-            metrics = {"step": step, "start_step": start_step, "loss": float(loss.detach()), "grad_norm": float(grad_norm),
-                       "lr": scheduler.get_last_lr()[0],
-                       "data_wait_fraction": wait_seconds / max(1e-9, wait_seconds + compute_seconds),
-                       "seconds_per_step": (wait_seconds + compute_seconds) / max(1, step - start_step),
-                       **{k: float(v) for k, v in parts.items()}}
+            metrics = {
+                "step": step,
+                "start_step": start_step,
+                "loss": float(loss.detach()),
+                "grad_norm": float(grad_norm),
+                "lr": scheduler.get_last_lr()[0],
+                "data_wait_fraction": wait_seconds / max(1e-9, wait_seconds + compute_seconds),
+                "seconds_per_step": (wait_seconds + compute_seconds) / max(1, step - start_step),
+                **{k: float(v) for k, v in parts.items()},
+            }
             logger.log(metrics, step)
             _report(metrics, model, optimizer, scheduler, step, rank, is_checkpoint)
 
@@ -168,6 +180,11 @@ class _MlflowLogger:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[
-            Metric(f"{self.prefix}{k}", float(v), now, step) for k, v in metrics.items() if k != "step"
-        ])
+        self.client.log_batch(
+            self.run_id,
+            metrics=[
+                Metric(f"{self.prefix}{k}", float(v), now, step)
+                for k, v in metrics.items()
+                if k != "step"
+            ],
+        )

@@ -19,8 +19,10 @@ def save_train_state(directory: Path, model: nn.Module, optimizer, scheduler, st
     from components.models.checkpoint import save_checkpoint
 
     save_checkpoint(model, directory, extra={"step": step})
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "step": step}, directory / TRAIN_STATE)
+    torch.save(
+        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step},
+        directory / TRAIN_STATE,
+    )
 
 
 def load_train_state(directory: Path, model: nn.Module, optimizer, scheduler) -> int:

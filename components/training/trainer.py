@@ -46,10 +46,15 @@ def fit(
     resources = {"CPU": scaling.cpus_per_worker, **({"GPU": 1} if use_gpu else {})}
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"model": model_spec, "train": asdict(train), "mlflow": mlflow,
-                           "resume": resume},
+        train_loop_config={
+            "model": model_spec,
+            "train": asdict(train),
+            "mlflow": mlflow,
+            "resume": resume,
+        },
         scaling_config=ray.train.ScalingConfig(
-            num_workers=scaling.num_workers, use_gpu=use_gpu,
+            num_workers=scaling.num_workers,
+            use_gpu=use_gpu,
             resources_per_worker=resources if scaling.num_workers else None,
         ),
         run_config=ray.train.RunConfig(
