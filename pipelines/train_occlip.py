@@ -38,7 +38,7 @@ class SyntheticData:
     """The synthetic world built when ``data`` is empty."""
 
     world: str = "clevr_pairs"
-    num_scenes: int = 8000
+    num_scenes: int = 6000
     coverage: float = 0.7
     seed: int = 0
     image_size: int = 64

@@ -133,6 +133,7 @@ class OCCLIP(nn.Module):
         rel_weight: float = 1.0,
         graph_chunk: int | None = None,
         competitive: bool = True,
+        patch_positions: bool = True,
         init_logit_scale: float = 1 / 0.07,
         train_augment: bool = False,
         parser: Any = None,
@@ -155,11 +156,12 @@ class OCCLIP(nn.Module):
             "rel_weight": rel_weight,
             "graph_chunk": graph_chunk,
             "competitive": competitive,
+            "patch_positions": patch_positions,
             "init_logit_scale": init_logit_scale,
             "train_augment": train_augment,
         }
         self.binding = BindingModule(
-            D, D, binding_dim, depth, heads, num_default_tokens, competitive
+            D, D, binding_dim, depth, heads, num_default_tokens, competitive, patch_positions
         )
         self.scorer = StructuredScore(D, binding_dim, d_obj, d_rel)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(init_logit_scale)))

@@ -96,6 +96,22 @@ class BindingBlock(nn.Module):
         return slots + self.mlp(self.norm_mlp(slots))
 
 
+POSITION_FREQUENCIES = 4
+
+
+def grid_positions(num_patches: int, device, dtype) -> torch.Tensor:
+    """Sin/cos features of each patch's (x, y) on a square grid, row-major: (L, 4F)."""
+    side = math.isqrt(num_patches)
+    if side * side != num_patches:
+        raise ValueError(f"patch positions need a square grid, got {num_patches} patches")
+    coords = (torch.arange(side, device=device, dtype=torch.float32) + 0.5) / side  # (G,)
+    y, x = torch.meshgrid(coords, coords, indexing="ij")
+    xy = torch.stack([x.flatten(), y.flatten()], dim=-1)  # (L, 2)
+    freqs = math.pi * 2.0 ** torch.arange(POSITION_FREQUENCIES, device=device)  # (F,)
+    angles = (xy[:, :, None] * freqs).flatten(1)  # (L, 2F)
+    return torch.cat([angles.sin(), angles.cos()], dim=-1).to(dtype)  # (L, 4F)
+
+
 class BindingModule(nn.Module):
     """Nodes (T, M, D) x patches (I, L, D) -> slots (I, T, M, d); default slots dropped."""
 
@@ -108,10 +124,15 @@ class BindingModule(nn.Module):
         heads: int = 4,
         num_default_tokens: int = 4,
         competitive: bool = True,
+        patch_positions: bool = True,
     ) -> None:
         super().__init__()
         self.node_in = nn.Linear(text_dim, dim)
         self.patch_in = nn.Linear(image_dim, dim)
+        # Where a patch sits enters the keys and values, so each slot carries its object's
+        # position and the relation head can tell "left of" from "right of" even when the
+        # backbone's last block has washed positions out of its tokens.
+        self.pos_in = nn.Linear(4 * POSITION_FREQUENCIES, dim) if patch_positions else None
         self.default_tokens = nn.Parameter(torch.randn(num_default_tokens, dim) * 0.02)
         self.blocks = nn.ModuleList(
             BindingBlock(dim, heads, competitive=competitive) for _ in range(depth)
@@ -128,7 +149,10 @@ class BindingModule(nn.Module):
         defaults = self.default_tokens.to(queries.dtype).expand(T, K, -1)
         slots = torch.cat([queries, defaults], dim=1)[None]  # (1, T, M + K, d)
         mask = torch.cat([node_mask, node_mask.new_ones(T, K)], dim=1)  # (T, M + K)
-        keys = self.patch_in(patches)[:, None]  # (I, 1, L, d)
+        keys = self.patch_in(patches)  # (I, L, d)
+        if self.pos_in is not None:
+            keys = keys + self.pos_in(grid_positions(keys.shape[1], keys.device, keys.dtype))
+        keys = keys[:, None]  # (I, 1, L, d)
         for block in self.blocks:
             slots = block(slots, keys, mask)  # (I, T, M + K, d) after the first block
         slots = slots.expand(keys.shape[0], T, M + K, -1)  # depth 0: the projected queries

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -286,9 +286,18 @@ def bits_per_image(
 
 
 def fit_probe(
-    probe: nn.Module, train: ProbeData, val: ProbeData, test: ProbeData, config: FitConfig
+    probe: nn.Module,
+    train: ProbeData,
+    val: ProbeData,
+    test: ProbeData,
+    config: FitConfig,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> ProbeFit:
-    """The one training loop: Adam + StepLR, BCE summed over heads; keep the best-val epoch."""
+    """The one training loop: Adam + StepLR, BCE summed over heads; keep the best-val epoch.
+
+    ``on_epoch`` (a Tune report, say) receives each epoch's history row plus the selection
+    so far: best_epoch, best_val_bits, best_test_bits.
+    """
     device = resolve_device(config.device)
     probe.to(device)
     generator = np.random.default_rng(config.seed)
@@ -328,6 +337,15 @@ def fit_probe(
         if best is None or val_bits < best.val_bits:
             state = {k: v.detach().cpu().clone() for k, v in probe.state_dict().items()}
             best = ProbeFit(epoch, val_bits, test_bits, state=state)
+        if on_epoch is not None:
+            on_epoch(
+                {
+                    **history[-1],
+                    "best_epoch": best.best_epoch,
+                    "best_val_bits": best.val_bits,
+                    "best_test_bits": best.test_bits,
+                }
+            )
     assert best is not None, "fit_probe needs epochs >= 1"
     probe.load_state_dict(best.state)  # leave the probe at its selected epoch
     best.history = history

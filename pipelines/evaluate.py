@@ -1,0 +1,479 @@
+"""Evaluate trained checkpoints on synthetic and public binding benchmarks, side by side.
+
+    python pipelines/evaluate.py                       # train_occlip's two models, test_heldout
+    python pipelines/evaluate.py \
+        models=[outputs/train_occlip/occlip/checkpoint,outputs/train_occlip/clip/checkpoint] \
+        suites=[synthetic:datasets/my_world/test_heldout,sugarcrepe/swap_att] root=/data/bench
+    python pipelines/evaluate.py --config pipelines/configs/smoke/evaluate.yaml
+
+A model is any bindkit checkpoint (CLIP, OC-CLIP, DCSM, ...), scored through the Scorer
+contract by `components.evaluation.evaluate`. A suite is ``synthetic:<split dir>`` (one
+benchmark per hard-negative kind of that split) or a public benchmark name
+(`components.evaluation.benchmark_names()`) read from ``root``. OC-CLIP parses captions with
+the template parser of the split's world (from ``<data dir>/card.json``) on synthetic suites
+and with ``public_parser`` elsewhere, unless ``parser`` names another parser for both. DCSM
+gets its paper's text handling on WhatsUp / CLEVR-bind (see `dcsm_rewrite`). Suites with
+more than ``ray_threshold`` items are split across Ray actors, each holding the model once.
+Writes the results tables, one bar chart per suite family, failure galleries, results.json,
+report.md and config.yaml to ``out/``, and logs all of it to MLflow.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from components.config import ConfigError, load_config, to_dict
+from components.evaluation import (
+    Benchmark,
+    EvalResult,
+    ItemResult,
+    evaluate,
+    get_benchmark,
+    markdown_table,
+    results_dict,
+    write_report,
+)
+from components.evaluation.report import suite_of
+from components.evaluation.synthetic import SUITES as SYNTHETIC_SUITES
+from components.evaluation.synthetic import synthetic_suites
+from components.models.checkpoint import load_checkpoint, read_checkpoint_config
+from components.parsing.registry import get_parser
+from components.runtime import init_ray
+from components.tracking import log_results, pipeline_run, write_outputs
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "evaluate.yaml"
+SYNTHETIC = "synthetic:"
+# Shards per actor: more than one so a slow shard does not leave the other actors idle.
+SHARDS_PER_ACTOR = 4
+
+# DCSM's evaluation text handling (dcsm.md section 3, the authors' run_evals.py).
+DCSM_PREFIXES = {
+    "clevr_bind": "An image of a ",
+    "whatsup": "An image of ",
+    "aro/vg_attribution": "An image of ",
+}
+DCSM_2D_WORDS = {  # DCSM's maps are 2D: depth words become their image-plane reading
+    r" behind ": " above ",
+    r" in front of ": " below ",
+    r" top\b": " above",
+    r" bottom\b": " below",
+}
+WHATSUP_VERTICAL_WORDS = {r" on\b": " above", r" under\b": " below"}
+
+
+@dataclass
+class SmokeData:
+    """A tiny synthetic split written into out/ when ``suites`` is empty (smoke runs)."""
+
+    rows: int = 0  # 0: never build one
+    world: str = "clevr_pairs"
+    split: str = "test_heldout"
+    seed: int = 0
+    coverage: float = 0.7
+    image_size: int = 32
+
+
+@dataclass
+class EvaluateConfig:
+    models: list[str] = field(default_factory=list)  # checkpoint directories
+    suites: list[str] = field(default_factory=list)  # "synthetic:<split dir>" or public names
+    root: str = ""  # directory holding the public benchmarks' files
+    roots: dict[str, str] = field(default_factory=dict)  # per family, e.g. {sugarcrepe: DIR}
+    benchmark_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per name
+    synthetic_suites: list[str] = field(default_factory=lambda: list(SYNTHETIC_SUITES))
+    limit: int = 0  # items per suite, 0 = all
+    parser: str = "template"  # template: the world's grammar on synthetic suites
+    public_parser: str = "spacy"  # OC-CLIP's parser for public suites when parser=template
+    parser_options: dict[str, Any] = field(default_factory=dict)  # for non-template parsers
+    batch_size: int = 16  # items per scorer.score call
+    device: str = "auto"  # auto | cpu | cuda, for in-process scoring
+    ray_threshold: int = 2000  # suites with more items than this are scored on Ray actors
+    ray_actors: int = 2  # actors per model (each loads the model once)
+    actor_cpus: float = 1.0
+    actor_gpus: float = 0.0
+    gallery_limit: int = 12  # failures shown per (model, suite)
+    smoke_random_model: bool = False  # models empty: save a random-init tiny CLIP into out/
+    smoke_data: SmokeData = field(default_factory=SmokeData)
+    out: str = "outputs/evaluate"
+    experiment: str = "evaluate"
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A loaded benchmark and where it came from (the world decides OC-CLIP's parser)."""
+
+    benchmark: Benchmark
+    synthetic: bool
+    world: str | None = None  # from the split's card.json; None for public suites
+
+
+ParserSpec = tuple[str, dict[str, Any]]
+Outcome = tuple[torch.Tensor, bool, bool | None]  # an ItemResult without its item
+
+
+class CheckpointScorer:
+    """One checkpoint loaded once, evaluated on any suite; in-process or as a Ray actor."""
+
+    def __init__(self, checkpoint: str, device: str = "cpu") -> None:
+        self.model = load_checkpoint(checkpoint, map_location=device).eval()
+        self.parsers: dict[str, Any] = {}
+
+    def evaluate(
+        self, benchmark: Benchmark, parser: ParserSpec, batch_size: int, progress: bool = True
+    ) -> EvalResult:
+        """`evaluate` after giving a parsing model (OC-CLIP) the parser this suite needs."""
+        if self.parses():
+            key = json.dumps(parser, sort_keys=True)
+            if key not in self.parsers:
+                name, options = parser
+                self.parsers[key] = get_parser(name, **options)
+            self.model.parser = self.parsers[key]
+        return evaluate(self.model, benchmark, batch_size=batch_size, progress=progress)
+
+    def parses(self) -> bool:
+        """Whether the model reads captions through a parser (OC-CLIP)."""
+        return hasattr(self.model, "parser")
+
+    def outcomes(self, benchmark: Benchmark, parser: ParserSpec, batch_size: int) -> list[Outcome]:
+        """Per-item scores and outcomes of a shard; the driver already holds the items."""
+        result = self.evaluate(benchmark, parser, batch_size, progress=False)
+        return [(r.scores, r.text_correct, r.image_correct) for r in result.items]
+
+
+def model_labels(checkpoints: list[Path]) -> list[str]:
+    """Each checkpoint's model name; names shared by several get their parent dir's name."""
+    names = [read_checkpoint_config(c)["name"] for c in checkpoints]
+    labels = [
+        name if names.count(name) == 1 else f"{name}-{c.resolve().parent.name}"
+        for name, c in zip(names, checkpoints, strict=True)
+    ]
+    seen: dict[str, int] = {}
+    unique = []
+    for label in labels:  # same name and same parent dir name: number them in order
+        seen[label] = seen.get(label, 0) + 1
+        unique.append(label if labels.count(label) == 1 else f"{label}-{seen[label]}")
+    return unique
+
+
+def dcsm_rewrite(benchmark_name: str) -> Callable[[str], str] | None:
+    """DCSM's text handling for a suite, or None where its protocol changes nothing.
+
+    Prefix "An image of a " (CLEVR-bind) / "An image of " (WhatsUp, VG-Attribution); on
+    WhatsUp and CLEVR-bind, 3D words become 2D (behind -> above, in front of -> below,
+    top -> above, bottom -> below) and, on WhatsUp, on -> above and under -> below.
+    """
+    family = suite_of(benchmark_name)
+    prefix = DCSM_PREFIXES.get(benchmark_name, DCSM_PREFIXES.get(family))
+    if prefix is None:
+        return None
+    words = {}
+    if family in ("whatsup", "clevr_bind"):
+        words = {**DCSM_2D_WORDS, **(WHATSUP_VERTICAL_WORDS if family == "whatsup" else {})}
+
+    def rewrite(text: str) -> str:
+        text = prefix + text  # first, so a caption's first word has its leading space
+        for pattern, replacement in words.items():
+            text = re.sub(pattern, replacement, text)
+        return text
+
+    return rewrite
+
+
+def load_suites(config: EvaluateConfig) -> tuple[list[Suite], list[str]]:
+    """Every benchmark the config names, and the names of those that came out empty."""
+    suites: list[Suite] = []
+    for spec in config.suites:
+        if spec.startswith(SYNTHETIC):
+            split_dir = Path(spec[len(SYNTHETIC) :])
+            if not split_dir.is_dir():
+                raise ConfigError(f"suite {spec!r}: {split_dir} is not a directory of shards")
+            card = split_dir.parent / "card.json"
+            world = json.loads(card.read_text())["world"] if card.is_file() else None
+            found = synthetic_suites(split_dir, config.synthetic_suites, config.limit or None)
+            suites += [Suite(bench, True, world) for bench in found.values()]
+            continue
+        root = config.roots.get(suite_of(spec), config.root)
+        if not root:
+            raise ConfigError(
+                f"suite {spec!r} is a public benchmark: set root=DIR (or "
+                f"roots.{suite_of(spec)}=DIR) to the directory holding its files"
+            )
+        bench = get_benchmark(spec, root, **config.benchmark_options.get(spec, {}))
+        suites.append(Suite(bench.subset(config.limit) if config.limit else bench, False))
+    names = [s.benchmark.name for s in suites]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"suites {config.suites} give benchmarks {duplicates} more than once")
+    empty = [s.benchmark.name for s in suites if not s.benchmark.items]
+    return [s for s in suites if s.benchmark.items], empty
+
+
+def parser_for(config: EvaluateConfig, suite: Suite) -> ParserSpec:
+    """The parser a parsing model (OC-CLIP) reads this suite's captions with."""
+    if config.parser == "template":
+        if suite.synthetic:
+            # Without a card the grammar still parses, just without the world's vocabulary.
+            return "template", {"world": suite.world} if suite.world else {}
+        return config.public_parser, dict(config.parser_options)
+    return config.parser, dict(config.parser_options)
+
+
+def shard_bounds(num_items: int, num_shards: int, batch_size: int) -> list[tuple[int, int]]:
+    """Contiguous [start, stop) shards whose sizes are whole batches (but the last).
+
+    Aligning shards to batches gives every actor the same ``score`` calls the in-process
+    path makes, so the two paths score identical batches.
+    """
+    batches = math.ceil(num_items / batch_size)
+    per_shard = math.ceil(batches / max(1, num_shards)) * batch_size
+    return [(s, min(s + per_shard, num_items)) for s in range(0, num_items, per_shard)]
+
+
+def evaluate_on_actors(
+    actors: list[Any], benchmark: Benchmark, parser: ParserSpec, batch_size: int, label: str
+) -> EvalResult:
+    """Score ``benchmark``'s shards on the actors and merge the items back in order."""
+    import ray
+
+    bounds = shard_bounds(len(benchmark), len(actors) * SHARDS_PER_ACTOR, batch_size)
+    refs = [
+        actors[k % len(actors)].outcomes.remote(
+            replace(benchmark, items=benchmark.items[start:stop]), parser, batch_size
+        )
+        for k, (start, stop) in enumerate(bounds)
+    ]
+    pending = list(refs)
+    with tqdm(total=len(benchmark), desc=f"{label} on {benchmark.name} (ray)") as bar:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            bar.update(sum(stop - start for ref, (start, stop) in zip(refs, bounds) if ref in done))
+    outcomes = [outcome for shard in ray.get(refs) for outcome in shard]
+    items = tuple(
+        ItemResult(item, scores, text_ok, image_ok)
+        for item, (scores, text_ok, image_ok) in zip(benchmark.items, outcomes, strict=True)
+    )
+    return EvalResult(benchmark, label, items)
+
+
+def start_actors(config: EvaluateConfig, checkpoint: Path) -> list[Any]:
+    """``ray_actors`` actors, each loading ``checkpoint`` once."""
+    import ray
+    from ray import cloudpickle
+
+    init_ray()
+    module = sys.modules[CheckpointScorer.__module__]
+    if module.__name__ != "__main__":
+        # Workers may not import this script under the name the driver used: ship it.
+        cloudpickle.register_pickle_by_value(module)
+    actor_class = ray.remote(num_cpus=config.actor_cpus, num_gpus=config.actor_gpus)(
+        CheckpointScorer
+    )
+    device = "cuda" if config.actor_gpus > 0 else "cpu"
+    return [actor_class.remote(str(checkpoint), device) for _ in range(config.ray_actors)]
+
+
+@dataclass(frozen=True)
+class RunNote:
+    """How one (model, suite) was scored, for report.md."""
+
+    label: str
+    benchmark: str
+    items: int
+    path: str
+    parser: str
+    rewritten: bool
+    seconds: float
+
+
+def evaluate_model(
+    config: EvaluateConfig, checkpoint: Path, label: str, suites: list[Suite]
+) -> tuple[list[EvalResult], list[RunNote]]:
+    """Every suite for one checkpoint: in-process, or on Ray actors above the threshold."""
+    import ray
+
+    architecture = read_checkpoint_config(checkpoint)["name"]
+    device = config.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    local: CheckpointScorer | None = None
+    actors: list[Any] = []
+    results, notes = [], []
+    try:
+        for suite in suites:
+            benchmark = suite.benchmark
+            rewrite = dcsm_rewrite(benchmark.name) if architecture == "dcsm" else None
+            if rewrite is not None:
+                benchmark = benchmark.map_texts(rewrite)
+            parser = parser_for(config, suite)
+            start = time.perf_counter()
+            on_ray = len(benchmark) > config.ray_threshold
+            if on_ray:
+                actors = actors or start_actors(config, checkpoint)
+                result = evaluate_on_actors(actors, benchmark, parser, config.batch_size, label)
+                parses = ray.get(actors[0].parses.remote())
+            else:
+                local = local or CheckpointScorer(str(checkpoint), device)
+                result = replace(
+                    local.evaluate(benchmark, parser, config.batch_size), scorer_name=label
+                )
+                parses = local.parses()
+            results.append(result)
+            notes.append(
+                RunNote(
+                    label,
+                    benchmark.name,
+                    len(benchmark),
+                    f"ray x{len(actors)}" if on_ray else device,
+                    parser[0] if parses else "-",
+                    rewrite is not None,
+                    time.perf_counter() - start,
+                )
+            )
+            print(f"{label} on {benchmark.name}: {result.headline():.3f}", flush=True)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+    return results, notes
+
+
+def build_smoke_inputs(config: EvaluateConfig) -> EvaluateConfig:
+    """Fill empty ``models``/``suites`` with a random-init CLIP and a tiny split under out/."""
+    out = Path(config.out) / "smoke"
+    models, suites = list(config.models), list(config.suites)
+    if not models and config.smoke_random_model:
+        from components.models.checkpoint import save_checkpoint
+        from components.models.registry import create_model
+
+        torch.manual_seed(0)
+        model = create_model("clip", {"name": "tiny"}, load_pretrained=False)
+        models = [str(save_checkpoint(model, out / "clip" / "checkpoint"))]
+    smoke = config.smoke_data
+    if not suites and smoke.rows > 0:
+        from components.data.build import dataset_card
+        from components.data.shards import write_shard
+        from components.data.synthetic import SceneRowBuilder, SyntheticSpec
+
+        spec = SyntheticSpec(smoke.world, smoke.seed, smoke.coverage, smoke.image_size)
+        data = out / "data"
+        table = SceneRowBuilder(spec, smoke.split).table(list(range(smoke.rows)))
+        write_shard(table, data / smoke.split / "part-00000.parquet")
+        card = dataset_card(spec, {smoke.split: smoke.rows}, data)
+        (data / "card.json").write_text(json.dumps(card, indent=2))
+        suites = [f"{SYNTHETIC}{data / smoke.split}"]
+    return replace(config, models=models, suites=suites)
+
+
+def report(
+    config: EvaluateConfig,
+    labels: dict[str, Path],
+    results: list[EvalResult],
+    notes: list[RunNote],
+    empty: list[str],
+) -> str:
+    """report.md: the models, the headline table, and how each number was obtained."""
+    lines = [
+        f"# evaluate: {len(labels)} model(s) x {len({n.benchmark for n in notes})} suite(s)",
+        "",
+        "| model | architecture | checkpoint |",
+        "|---|---|---|",
+        *(
+            f"| {label} | {read_checkpoint_config(path)['name']} | {path} |"
+            for label, path in labels.items()
+        ),
+        "",
+        "## Headline metric (%)",
+        "",
+        markdown_table(results).rstrip(),
+        "",
+        "## Runs",
+        "",
+        "| model | suite | items | where | parser | DCSM text rewrite | seconds |",
+        "|---|---|---:|---|---|---|---:|",
+        *(
+            f"| {n.label} | {n.benchmark} | {n.items} | {n.path} | {n.parser} | "
+            f"{'yes' if n.rewritten else 'no'} | {n.seconds:.1f} |"
+            for n in notes
+        ),
+        "",
+    ]
+    if empty:
+        lines += [f"Suites with no items, not scored: {', '.join(empty)}.", ""]
+    lines += [
+        "Files: results.md (this table), results.csv (every number), categories.csv, "
+        "plots/<suite>.png, failures/<model>__<suite>.png.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def log_to_mlflow(out: Path, results: list[EvalResult], notes: list[RunNote]) -> None:
+    """Headlines, every summary number and timings as metrics; tables and plots as files."""
+    import mlflow
+
+    log_results(results_dict(results))
+    summaries: dict[str, dict[str, Any]] = {}
+    for r in results:
+        summaries.setdefault(r.scorer_name, {})[r.benchmark.name] = r.summary()
+    log_results(summaries, prefix="summary.")
+    seconds: dict[str, dict[str, float]] = {}
+    for n in notes:
+        seconds.setdefault(n.label, {})[n.benchmark] = n.seconds
+    log_results(seconds, prefix="seconds.")
+    for name in (
+        "results.json",
+        "report.md",
+        "config.yaml",
+        "results.md",
+        "results.csv",
+        "categories.csv",
+    ):
+        mlflow.log_artifact(str(out / name))
+    for folder in ("plots", "failures"):
+        if (out / folder).is_dir():
+            mlflow.log_artifacts(str(out / folder), artifact_path=folder)
+
+
+def main(argv: list[str]) -> dict[str, dict[str, float]]:
+    config = build_smoke_inputs(load_config(EvaluateConfig, argv, DEFAULT_CONFIG))
+    if not config.models:
+        raise ConfigError("models is empty: give checkpoint directories, models=[DIR,...]")
+    if not config.suites:
+        raise ConfigError("suites is empty: give synthetic:<split dir> or benchmark names")
+    if config.batch_size < 1 or config.ray_actors < 1:
+        raise ConfigError(
+            f"batch_size and ray_actors must be >= 1, got {config.batch_size}, {config.ray_actors}"
+        )
+    checkpoints = [Path(m) for m in config.models]
+    labels = dict(zip(model_labels(checkpoints), checkpoints, strict=True))
+    out = Path(config.out)
+    with pipeline_run(config.experiment, f"evaluate-{'+'.join(labels)}", to_dict(config)):
+        suites, empty = load_suites(config)
+        if not suites:
+            raise ConfigError(f"every suite in {config.suites} is empty: {empty}")
+        results: list[EvalResult] = []
+        notes: list[RunNote] = []
+        for label, checkpoint in labels.items():
+            model_results, model_notes = evaluate_model(config, checkpoint, label, suites)
+            results += model_results
+            notes += model_notes
+        write_report(results, out, gallery_limit=config.gallery_limit)
+        headline = results_dict(results)
+        text = report(config, labels, results, notes, empty)
+        write_outputs(out, config, headline, text)
+        log_to_mlflow(out, results, notes)
+    print(text)
+    return headline
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
