@@ -253,11 +253,12 @@ def evaluate_on_actors(
         )
         for k, (start, stop) in enumerate(bounds)
     ]
+    sizes = {ref: stop - start for ref, (start, stop) in zip(refs, bounds, strict=True)}
     pending = list(refs)
     with tqdm(total=len(benchmark), desc=f"{label} on {benchmark.name} (ray)") as bar:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
-            bar.update(sum(stop - start for ref, (start, stop) in zip(refs, bounds) if ref in done))
+            bar.update(sum(sizes[ref] for ref in done))
     outcomes = [outcome for shard in ray.get(refs) for outcome in shard]
     items = tuple(
         ItemResult(item, scores, text_ok, image_ok)

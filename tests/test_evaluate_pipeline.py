@@ -46,10 +46,10 @@ def workspace(tmp_path_factory):
     return {"root": root, "split": data / "test_heldout", "checkpoints": checkpoints}
 
 
-def run_pipeline(workspace, out, *overrides):
+def run_pipeline(workspace, out, *overrides, models=("occlip", "clip")):
     from pipelines.evaluate import main
 
-    models = ",".join(str(workspace["checkpoints"][n]) for n in ("occlip", "clip"))
+    models = ",".join(str(workspace["checkpoints"][n]) for n in models)
     return main(
         [
             f"models=[{models}]",
@@ -103,22 +103,31 @@ def test_run_writes_tables_plots_report_and_logs_to_mlflow(in_process):
     runs = in_process["runs"]
     assert len(runs) == 1
     run = runs.iloc[0]
-    assert run["metrics.clip.test_heldout.swap_att"] == in_process["results"]["clip"][
-        "test_heldout/swap_att"
-    ]
+    assert (
+        run["metrics.clip.test_heldout.swap_att"]
+        == in_process["results"]["clip"]["test_heldout/swap_att"]
+    )
     assert run["params.ray_threshold"] == "100000"
+
+
+def rows_of(path, model):
+    """A results CSV's header and the rows of one model."""
+    lines = path.read_text().splitlines()
+    return [lines[0]] + [line for line in lines[1:] if line.startswith(f"{model},")]
 
 
 @pytest.mark.slow
 def test_ray_sharded_suites_give_the_in_process_numbers(
     workspace, in_process, ray_cluster, mlflow_uri
 ):
+    # OC-CLIP only: its actor must also build the world's parser; CLIP's path is the same code
+    # and each model costs an actor start-up (seconds on a busy 2-core machine).
     out = workspace["root"] / "ray"
-    results = run_pipeline(workspace, out, "ray_threshold=1", "ray_actors=2")
+    results = run_pipeline(workspace, out, "ray_threshold=1", "ray_actors=2", models=("occlip",))
     assert "ray x2" in (out / "report.md").read_text()  # the suites really went to actors
-    assert results == in_process["results"]
+    assert results == {"occlip": in_process["results"]["occlip"]}
     for table in ("results.csv", "categories.csv"):  # every number, not just the headline
-        assert (out / table).read_text() == (in_process["out"] / table).read_text()
+        assert rows_of(out / table, "occlip") == rows_of(in_process["out"] / table, "occlip")
 
 
 def test_models_sharing_a_name_are_told_apart_by_their_parent_directory(workspace, tmp_path):
