@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import sys
 from pathlib import Path
 
 import mlflow
@@ -41,6 +42,7 @@ def test_smoke_config_runs_and_writes_results(config, ray_cluster, mlflow_uri, t
     script = _script_for(config)
     spec = importlib.util.spec_from_file_location(f"smoke_{config.stem}", script)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve string annotations through it
     spec.loader.exec_module(module)
     out = tmp_path / "out"
     module.main(["--config", str(config), f"out={out}"])
