@@ -62,7 +62,7 @@ class TrainOcclipConfig:
         default_factory=lambda: ["swap_att", "swap_obj", "swap_rel", "replace_rel", "negation"]
     )
     eval_limit: int = 0  # items per suite, 0 = all
-    resume: str = ""  # a checkpoint directory to resume training from
+    resume: str = ""  # "": fresh; "auto": continue out/ray/<model>; else a checkpoint dir
     out: str = "outputs/train_occlip"
     experiment: str = "train_occlip"
 
@@ -119,10 +119,9 @@ def train_one(config, name, data, parent_run_id) -> Path:
 
 def evaluate_checkpoint(config, checkpoint: Path, data: Path) -> dict[str, float]:
     """Accuracy of the positive over its negative, per suite, on the evaluation split."""
-    from components.models.checkpoint import load_checkpoint
-
     from components.evaluation.metrics import evaluate
     from components.evaluation.synthetic import synthetic_suites
+    from components.models.checkpoint import load_checkpoint
     from components.parsing.registry import get_parser
 
     model = load_checkpoint(checkpoint).eval()

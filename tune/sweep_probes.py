@@ -24,6 +24,7 @@ import itertools
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,7 @@ def fit_target(
     target: str,
     features: dict[str, dict[str, Any]],
     trial: dict[str, Any],
-    on_epoch=None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> ProbeFit:
     """Fit the O- or F-probe of one trial's config on train, selecting its epoch on val."""
     probe_config = trial["probe"]
@@ -190,7 +191,7 @@ def probe_trial(trial: dict[str, Any]) -> None:
                 "best_val_ce_o": row["best_val_bits"],
                 "best_epoch_o": row["best_epoch"],
                 "selected_test_ce_o": row["best_test_bits"],
-                "val_ce_f": fit_f.val_bits,
+                "best_val_ce_f": fit_f.val_bits,
                 "best_epoch_f": fit_f.best_epoch,
                 "selected_test_ce_f": fit_f.test_bits,
             }
@@ -311,7 +312,7 @@ def summarise(rows: list[dict[str, Any]], entropies: dict[str, float]) -> dict[s
     best = ranked[0]
     return {
         "best": best["probe"],
-        "val": {"CE_O": best["best_val_ce_o"], "CE_F": best["val_ce_f"]},
+        "val": {"CE_O": best["best_val_ce_o"], "CE_F": best["best_val_ce_f"]},
         "selected_epochs": {"O": best["best_epoch_o"], "F": best["best_epoch_f"]},
         "test": binding_scores(best["selected_test_ce_o"], best["selected_test_ce_f"], entropies),
         "by_val_ce": [

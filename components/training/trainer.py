@@ -7,6 +7,7 @@ but also no persisted checkpoints), useful for quick debugging.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,20 @@ def fit(
     mlflow: dict[str, str] | None = None,
     resume: str | None = None,
 ):
-    """Train ``model_spec`` on a Ray Dataset of shard rows; returns Ray's Result."""
+    """Train ``model_spec`` on a Ray Dataset of shard rows; returns Ray's Result.
+
+    ``resume``: None starts fresh (an earlier run's folder under the same name is cleared,
+    because Ray Train would otherwise silently continue it, even a finished one); "auto"
+    continues Ray's own run folder; any other value is a checkpoint directory to start from.
+    Worker failures inside one call always restart from the last checkpoint.
+    """
     import ray.train
     from ray.train.torch import TorchTrainer
+
+    run_dir = Path(storage_path).resolve() / run_name
+    if resume is None and run_dir.exists():
+        shutil.rmtree(run_dir)
+    checkpoint_dir = None if resume in (None, "auto") else resume
 
     use_gpu = cluster_has_gpus() if scaling.use_gpu is None else scaling.use_gpu
     resources = {"CPU": scaling.cpus_per_worker, **({"GPU": 1} if use_gpu else {})}
@@ -50,7 +62,7 @@ def fit(
             "model": model_spec,
             "train": asdict(train),
             "mlflow": mlflow,
-            "resume": resume,
+            "resume": checkpoint_dir,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=scaling.num_workers,
