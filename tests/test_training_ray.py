@@ -26,9 +26,8 @@ def rows_dataset(ray_cluster):
 def test_two_workers_survive_a_killed_worker_and_finish_every_step(
     rows_dataset, tmp_path, mlflow_uri
 ):
-    mlflow.set_tracking_uri(mlflow_uri)
-    run = mlflow.start_run(run_name="drill")
-    mlflow.end_run()
+    client = mlflow.tracking.MlflowClient(mlflow_uri)
+    run = client.create_run(client.create_experiment("drill"))
     train = TrainConfig(
         steps=6,
         batch_size=8,
@@ -53,7 +52,7 @@ def test_two_workers_survive_a_killed_worker_and_finish_every_step(
     assert result.metrics["start_step"] == 2  # resumed from the step-2 checkpoint
     assert math.isfinite(result.metrics["loss"])
     assert result.checkpoint.path.endswith("step-0000006")
-    history = mlflow.tracking.MlflowClient(mlflow_uri).get_metric_history(run.info.run_id, "loss")
+    history = client.get_metric_history(run.info.run_id, "loss")
     assert sorted({m.step for m in history}) == [1, 2, 3, 4, 5, 6]
 
 

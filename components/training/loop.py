@@ -145,6 +145,9 @@ def _maybe_drill_exit(config: TrainConfig, step: int, rank: int) -> None:
     marker = Path(config.drill_marker) if config.drill_marker else None
     if rank == 0 and step == config.drill_exit_step and marker and not marker.exists():
         marker.write_text(str(step))
+        # Reports are collected by the controller asynchronously; wait until the last
+        # checkpoint is surely registered, as when a failure strikes mid-interval.
+        time.sleep(5)
         os._exit(1)  # a hard death, as when a node is lost: no cleanup, no report
 
 
