@@ -193,21 +193,15 @@ def evaluate_models(
 def report(
     results: dict[str, dict[str, float]], config: TrainDcsmConfig, facts: dict[str, Any]
 ) -> str:
-    suites = [s for s in config.suites if any(s in r for r in results.values())]
+    from components.evaluation.report import accuracy_table
+
     lines = [
         f"# train_dcsm on {config.data or config.synthetic.world} ({config.eval_split})",
         "",
         f"Backbone: {facts['backbone']}.",
         "",
-        "| model | " + " | ".join(suites) + " |",
-        "|---" * (len(suites) + 1) + "|",
+        *accuracy_table(results, config.suites),
     ]
-    for model, accuracies in results.items():
-        lines.append(
-            f"| {model} | "
-            + " | ".join(f"{accuracies.get(s, float('nan')):.3f}" for s in suites)
-            + " |"
-        )
     lines += [
         "",
         f"Feature cache: {facts['cache_rows']} rows in {facts['cache_seconds']:.1f} s "

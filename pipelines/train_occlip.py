@@ -138,20 +138,10 @@ def evaluate_checkpoint(config, checkpoint: Path, data: Path) -> dict[str, float
 
 
 def report(results: dict[str, dict[str, float]], config: TrainOcclipConfig) -> str:
-    suites = [s for s in config.suites if any(s in r for r in results.values())]
-    lines = [
-        f"# train_occlip on {config.data or config.synthetic.world} ({config.eval_split})",
-        "",
-        "| model | " + " | ".join(suites) + " |",
-        "|---" * (len(suites) + 1) + "|",
-    ]
-    for model, accuracies in results.items():
-        lines.append(
-            f"| {model} | "
-            + " | ".join(f"{accuracies.get(s, float('nan')):.3f}" for s in suites)
-            + " |"
-        )
-    return "\n".join(lines) + "\n"
+    from components.evaluation.report import accuracy_table
+
+    title = f"# train_occlip on {config.data or config.synthetic.world} ({config.eval_split})"
+    return "\n".join([title, "", *accuracy_table(results, config.suites)]) + "\n"
 
 
 def main(argv: list[str]) -> dict[str, dict[str, float]]:

@@ -32,6 +32,7 @@ from components.models.controlled import ControlledModelConfig
 from components.models.controlled_world import TokenWorld
 from components.tracking import log_outputs, log_results, pipeline_run, tracking_uri, write_outputs
 from components.training.controlled_trainer import ControlledTrainConfig, train_controlled
+from components.tuning import restored_tuner, trial_resources
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "sweep_coverage.yaml"
 WORLD_NAME = re.compile(r"^C(\d+)V(\d+)$")
@@ -223,20 +224,16 @@ def report_text(summary: dict[str, Any], config: SweepCoverageConfig, seconds: f
 
 def run_sweep(config: SweepCoverageConfig) -> Any:
     """Build (or restore) the Tuner over the grid and fit it; returns the ResultGrid."""
-    import ray
     from ray import tune
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-    gpus = config.gpus_per_trial
-    if gpus < 0:
-        gpus = 0.25 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-    trainable = tune.with_resources(coverage_trial, {"cpu": config.cpus_per_trial, "gpu": gpus})
+    resources = trial_resources(config.cpus_per_trial, config.gpus_per_trial)
+    trainable = tune.with_resources(coverage_trial, resources)
     storage = Path(config.out).resolve() / "tune"
     experiment_path = storage / config.name
-    if config.resume and tune.Tuner.can_restore(str(experiment_path)):
-        print(f"restoring Tune experiment from {experiment_path}")
-        tuner = tune.Tuner.restore(str(experiment_path), trainable=trainable, resume_errored=True)
-        return tuner.fit()
+    restored = restored_tuner(experiment_path, trainable, config.resume)
+    if restored is not None:
+        return restored.fit()
     scheduler = None
     if config.asha:
         scheduler = tune.schedulers.ASHAScheduler(

@@ -54,6 +54,7 @@ from components.probes.binding_info import (
 )
 from components.probes.extract import ExtractConfig, extract_features, load_features
 from components.tracking import log_results, pipeline_run, tracking_uri, write_outputs
+from components.tuning import restored_tuner, trial_resources
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "sweep_probes.yaml"
 SPLITS = ("train", "val", "test")
@@ -247,20 +248,16 @@ def resolve_layer(directory: Path, config: SweepProbesConfig) -> int:
 
 def run_sweep(config: SweepProbesConfig, features: Path, layer: int, world) -> Any:
     """Build (or restore) the Tuner over the probe grid and fit it; returns the ResultGrid."""
-    import ray
     from ray import tune
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-    gpus = config.gpus_per_trial
-    if gpus < 0:
-        gpus = 0.25 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-    trainable = tune.with_resources(probe_trial, {"cpu": config.cpus_per_trial, "gpu": gpus})
+    resources = trial_resources(config.cpus_per_trial, config.gpus_per_trial)
+    trainable = tune.with_resources(probe_trial, resources)
     storage = Path(config.out).resolve() / "tune"
     experiment_path = storage / config.name
-    if config.resume and tune.Tuner.can_restore(str(experiment_path)):
-        print(f"restoring Tune experiment from {experiment_path}")
-        tuner = tune.Tuner.restore(str(experiment_path), trainable=trainable, resume_errored=True)
-        return tuner.fit()
+    restored = restored_tuner(experiment_path, trainable, config.resume)
+    if restored is not None:
+        return restored.fit()
     scheduler = None
     if config.asha:
         scheduler = tune.schedulers.ASHAScheduler(

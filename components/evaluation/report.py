@@ -229,3 +229,13 @@ def write_report(
         "plots": plot_suites(results, out / "plots"),
         "galleries": galleries,
     }
+
+
+def accuracy_table(results: dict[str, dict[str, float]], suites: Sequence[str]) -> list[str]:
+    """Markdown rows of model x suite accuracy (the table every training pipeline prints)."""
+    shown = [s for s in suites if any(s in r for r in results.values())]
+    lines = ["| model | " + " | ".join(shown) + " |", "|---" * (len(shown) + 1) + "|"]
+    for model, accuracies in results.items():
+        cells = " | ".join(f"{accuracies.get(s, float('nan')):.3f}" for s in shown)
+        lines.append(f"| {model} | {cells} |")
+    return lines
