@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DB = "mlflow.db"
+OUTPUT_FILES = ("config.yaml", "results.json", "report.md")
 
 
 def tracking_uri() -> str:
@@ -72,7 +73,7 @@ def log_results(results: dict[str, Any], prefix: str = "") -> None:
 
 
 def write_outputs(out: str | Path, config: Any, results: dict[str, Any], report: str) -> Path:
-    """Write the pipeline convention files (config.yaml, results.json, report.md) to out/."""
+    """Write the pipeline convention files to out/ and attach them to the active MLflow run."""
     from components.config import save_config
 
     out = Path(out)
@@ -80,6 +81,11 @@ def write_outputs(out: str | Path, config: Any, results: dict[str, Any], report:
     save_config(config, out / "config.yaml")
     (out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True))
     (out / "report.md").write_text(report)
+    import mlflow
+
+    if mlflow.active_run() is not None:  # every pipeline run keeps its headline files
+        for name in OUTPUT_FILES:
+            mlflow.log_artifact(str(out / name))
     return out
 
 

@@ -13,8 +13,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mlflow
-
 from components.config import load_config, to_dict
 from components.data.ingest import IngestLimits, SourceSpec
 from components.data.ingest_build import build_from_source
@@ -74,8 +72,6 @@ def main(argv: list[str]) -> dict:
         results = {"build_shards": {"rows": summary["rows"], "rejects": summary["rejects"]}}
         log_results(results)
         write_outputs(config.out, config, results, report(config, summary))
-        for name in ("config.yaml", "results.json", "report.md"):
-            mlflow.log_artifact(str(Path(config.out) / name))
     print(report(config, summary))
     return results
 

@@ -71,8 +71,7 @@ def main(argv: list[str]) -> dict:
         }
         log_results(results)
         write_outputs(config.out, config, results, report(card))
-        for name in ("card.json", "report.md", "config.yaml"):
-            mlflow.log_artifact(str(Path(config.out) / name))
+        mlflow.log_artifact(str(Path(config.out) / "card.json"))
     print(report(card))
     return results
 

@@ -386,8 +386,6 @@ def main(argv: list[str]) -> dict[str, Any]:
         write_outputs(out, config, payload, text)
         import mlflow
 
-        for artifact in ("results.json", "report.md", "config.yaml"):
-            mlflow.log_artifact(str(out / artifact))
         mlflow.log_artifacts(str(plots), artifact_path="plots")
     print(text)
     return payload

@@ -160,10 +160,6 @@ def main(argv: list[str]) -> dict[str, dict[str, float]]:
         log_results(results)
         text = report(results, config)
         write_outputs(config.out, config, results, text)
-        import mlflow
-
-        for artifact in ("results.json", "report.md", "config.yaml"):
-            mlflow.log_artifact(str(Path(config.out) / artifact))
     print(text)
     return results
 

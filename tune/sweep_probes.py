@@ -387,12 +387,10 @@ def main(argv: list[str]) -> dict[str, Any]:
     results = {"sweep_probes": summary}
     out = Path(config.out)
     report = report_text(summary, config, time.time() - started)
-    write_outputs(out, config, results, report)
     with pipeline_run(f"{config.experiment}-summary", config.name, to_dict(config)):
         mlflow.log_params({f"best.{k}": v for k, v in summary["best"].items()})
         log_results({"test": summary["test"], "val": summary["val"]})
-        for name in ("config.yaml", "results.json", "report.md"):
-            mlflow.log_artifact(str(out / name))
+        write_outputs(out, config, results, report)
     print(report)
     return results
 
