@@ -319,6 +319,3 @@ class VLLMBackend:
 
     def __call__(self, prompt: str) -> str:
         return self.batch([prompt])[0]
-
-
-PARSERS = {"llm": LLMParser}

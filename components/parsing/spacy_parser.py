@@ -390,6 +390,3 @@ class _GraphBuilder:
 
     def graph(self) -> SceneGraph:
         return SceneGraph(tuple(self.objects), tuple(self.relations))
-
-
-PARSERS = {"spacy": SpacyParser}

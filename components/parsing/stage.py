@@ -40,21 +40,10 @@ class ParseStageConfig:
 
 
 def make_parser(name: str, options: dict[str, Any] | None = None) -> Any:
-    """The parser registered under ``name`` (the registry first, then this package's own)."""
-    options = dict(options or {})
-    try:
-        from components.parsing.registry import get_parser
-    except ImportError:
-        get_parser = None
-    if get_parser is not None:
-        return get_parser(name, **options)
-    from components.parsing.llm_parser import PARSERS as LLM_PARSERS
-    from components.parsing.spacy_parser import PARSERS as SPACY_PARSERS
+    """The parser registered under ``name``, built inside the actor that uses it."""
+    from components.parsing.registry import get_parser
 
-    parsers = {**SPACY_PARSERS, **LLM_PARSERS}
-    if name not in parsers:
-        raise KeyError(f"unknown parser {name!r}; known: {sorted(parsers)}")
-    return parsers[name](**options)
+    return get_parser(name, **dict(options or {}))
 
 
 @dataclass(frozen=True)
