@@ -162,6 +162,23 @@ def test_negated_objects_are_dropped_with_their_relations():
     assert graph_phrases(only_negated, "no dog") == (["no dog"], [])
 
 
+def test_negated_objects_count_against_the_caption_when_scoring(model):
+    images = [Image.open(io.BytesIO(png(c))) for c in ("red", "blue")]
+    present = SceneGraph.build([("cube", ["red"]), ("cone", [])], [(1, "near", 0)])
+    absent = SceneGraph.build([("sphere", ["blue"])])
+    scores = model.score(images, [WITH_NEGATION, present, absent, GREEN_CUBE])
+    torch.testing.assert_close(scores[:, 0], scores[:, 1] - scores[:, 2])
+    model.options["negation"] = "ignore"
+    try:
+        ignored = model.score(images, [WITH_NEGATION, GREEN_CUBE])
+    finally:
+        model.options["negation"] = "subtract"
+    torch.testing.assert_close(ignored[:, 0], scores[:, 1])
+    torch.testing.assert_close(ignored[:, 1], scores[:, 3])  # graphs without negation unchanged
+    with pytest.raises(ValueError, match="negation"):
+        OCCLIP(model.backbone, negation="invert")
+
+
 # -- losses ---------------------------------------------------------------------------
 def test_batch_loss_equals_a_naive_double_loop_over_pairs(model, batch):
     torch.manual_seed(7)

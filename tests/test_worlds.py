@@ -53,6 +53,21 @@ def test_coverage_split_is_seeded_and_partitions_the_object_space():
     assert len(split.seen) == 12
 
 
+def test_cover_values_puts_every_concept_value_in_the_seen_set():
+    space = ConceptSpace.from_mapping({"color": list("abcdefghij"), "shape": list("vwxyz")})
+    misses = {False: 0, True: 0}
+    for seed in range(20):
+        for cover in misses:
+            split = coverage_split(space, 0.2, seed, cover_values=cover)
+            assert len(split.seen) == 10 and split.seen | split.heldout == set(range(50))
+            seen = [{space.value_indices(i)[c] for i in split.seen} for c in range(2)]
+            misses[cover] += sum(len(v) - len(s) for v, s in zip(space.values, seen, strict=True))
+    assert misses[False] > 0  # 10 random objects of 50 leave some colour unseen
+    assert misses[True] == 0
+    with pytest.raises(ValueError, match="cover every concept value"):
+        coverage_split(space, 0.1, 0, cover_values=True)  # 5 objects cannot show 10 colours
+
+
 @pytest.mark.parametrize("world_name", ["clevr", "clevr_pairs"])
 def test_no_heldout_object_in_any_train_image_caption_or_negative(world_name):
     builder = _builder(world_name, "train")

@@ -45,8 +45,8 @@ class SweepCoverageConfig:
     out: str = "outputs/sweep_coverage"
     name: str = "sweep_coverage"
     experiment: str = "sweep_coverage"
-    worlds: list[str] = field(default_factory=lambda: ["C2V6", "C2V8"])
-    coverages: list[float] = field(default_factory=lambda: [0.1, 0.3, 0.5, 0.7, 0.9])
+    worlds: list[str] = field(default_factory=lambda: ["C2V6", "C3V4"])
+    coverages: list[float] = field(default_factory=lambda: [0.2, 0.35, 0.5, 0.65, 0.8])
     seeds: list[int] = field(default_factory=lambda: [0])
     max_objects: int = 2
     model: ControlledModelConfig = field(default_factory=ControlledModelConfig)
@@ -136,10 +136,10 @@ def summarise(rows: list[dict[str, Any]], config: SweepCoverageConfig) -> dict[s
             "chance",
         )
     }
-    summary["threshold"] = {}
+    summary["threshold"], summary["threshold_2obj"] = {}, {}
     for world in config.worlds:
         for key in summary:
-            if key != "threshold":
+            if not key.startswith("threshold"):
                 summary[key][world] = {}
         for coverage in config.coverages:
             cell = [r for r in rows if r["world"] == world and r["coverage"] == coverage]
@@ -154,16 +154,21 @@ def summarise(rows: list[dict[str, Any]], config: SweepCoverageConfig) -> dict[s
                 ("chance", "test_object_chance"),
             ):
                 summary[key][world][label] = float(np.mean([r[metric] for r in cell]))
-        curve = summary["heldout_object_acc"][world]
         chance = float(np.mean(list(summary["chance"][world].values()) or [0.0]))
-        summary["threshold"][world] = coverage_threshold(
-            [float(c) for c in curve], list(curve.values()), chance
-        )
+        for key, curve_key in (
+            ("threshold", "heldout_object_acc"),
+            ("threshold_2obj", "heldout_object_acc_2obj"),
+        ):
+            curve = summary[curve_key][world]
+            summary[key][world] = coverage_threshold(
+                [float(c) for c in curve], list(curve.values()), chance
+            )
     return {"coverage": summary}
 
 
 def plot(summary: dict[str, Any], path: Path) -> None:
-    """Held-out object accuracy vs coverage per world (solid), concept accuracy (dotted)."""
+    """Held-out object accuracy vs coverage per world: all scenes (solid), two-object scenes
+    (dash-dot, where binding is needed), concept accuracy (dotted), chance (dashed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -173,6 +178,13 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     for world, curve in summary["heldout_object_acc"].items():
         coverages = [float(c) for c in curve]
         (line,) = axis.plot(coverages, list(curve.values()), "o-", label=f"{world} objects")
+        axis.plot(
+            coverages,
+            list(summary["heldout_object_acc_2obj"][world].values()),
+            "s-.",
+            color=line.get_color(),
+            label=f"{world} objects, 2-object scenes",
+        )
         concepts = summary["heldout_concept_acc"][world]
         axis.plot(
             coverages,
@@ -216,10 +228,15 @@ def report_text(summary: dict[str, Any], config: SweepCoverageConfig, seconds: f
             )
     lines += ["", "Threshold (held-out object acc crosses midpoint of chance and 1):", ""]
     lines += [
-        f"- {world}: {value if value is None else round(value, 3)}"
+        f"- {world}: all scenes {_rounded(value)}, "
+        f"two-object scenes {_rounded(summary['threshold_2obj'][world])}"
         for world, value in summary["threshold"].items()
     ]
     return "\n".join(lines) + "\n"
+
+
+def _rounded(value: float | None) -> str:
+    return "not crossed" if value is None else f"{value:.3f}"
 
 
 def run_sweep(config: SweepCoverageConfig) -> Any:

@@ -36,6 +36,7 @@ from components.models.occlip_binding import BindingModule, StructuredScore
 from components.parsing.scene_graph import SceneGraph
 
 Phrases = tuple[list[str], list[tuple[int, str, int]]]  # node phrases, (s, predicate, o)
+NEGATION_RULES = ("subtract", "ignore")
 
 
 def graph_phrases(graph: SceneGraph, caption: str | None = None) -> Phrases:
@@ -136,12 +137,15 @@ class OCCLIP(nn.Module):
         patch_positions: bool = True,
         init_logit_scale: float = 1 / 0.07,
         train_augment: bool = False,
+        negation: str = "subtract",
         parser: Any = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         D = backbone.embed_dim
         binding_dim = binding_dim or D
+        if negation not in NEGATION_RULES:
+            raise ValueError(f"negation must be one of {NEGATION_RULES}, got {negation!r}")
         self.options = {
             "binding_dim": binding_dim,
             "depth": depth,
@@ -159,6 +163,7 @@ class OCCLIP(nn.Module):
             "patch_positions": patch_positions,
             "init_logit_scale": init_logit_scale,
             "train_augment": train_augment,
+            "negation": negation,
         }
         self.binding = BindingModule(
             D, D, binding_dim, depth, heads, num_default_tokens, competitive, patch_positions
@@ -308,7 +313,7 @@ class OCCLIP(nn.Module):
         return split_param_groups(self, backbone_lr, head_lr, weight_decay)
 
     # -- Scorer -----------------------------------------------------------------------
-    def _phrases(self, texts: Sequence[str | SceneGraph]) -> list[Phrases]:
+    def _graphs(self, texts: Sequence[str | SceneGraph]) -> list[SceneGraph]:
         captions = [t for t in texts if isinstance(t, str)]
         parsed: dict[str, SceneGraph] = {}
         if captions:
@@ -319,9 +324,19 @@ class OCCLIP(nn.Module):
                 )
             unique = list(dict.fromkeys(captions))
             parsed = dict(zip(unique, self.parser.parse_batch(unique), strict=True))
-        return [
-            graph_phrases(parsed[t], t) if isinstance(t, str) else graph_phrases(t) for t in texts
-        ]
+        return [parsed[t] if isinstance(t, str) else t for t in texts]
+
+    def _score_phrases(
+        self, images: Sequence[Image.Image], phrases: list[Phrases], batch_size: int
+    ) -> torch.Tensor:
+        device = self.logit_scale.device
+        batch = self.eval_collator.graphs(phrases)
+        graphs = self.encode_graphs({k: v.to(device) for k, v in batch.items()})
+        rows = []
+        for i0 in range(0, len(images), batch_size):
+            pixels = self.eval_collator.images(images[i0 : i0 + batch_size]).to(device)
+            rows.append(self.pair_scores(self.encode_patches(pixels), graphs).float().cpu())
+        return torch.cat(rows, dim=0) if rows else torch.zeros(0, len(phrases))
 
     @torch.no_grad()
     def score(
@@ -330,20 +345,33 @@ class OCCLIP(nn.Module):
         texts: Sequence[str | SceneGraph],
         batch_size: int = 64,
     ) -> torch.Tensor:
-        """Structured similarity S(image, graph): (n_images, n_texts), float32 on CPU."""
+        """Structured similarity S(image, graph): (n_images, n_texts), float32 on CPU.
+
+        Training never shows OC-CLIP a negated object, so with ``negation="subtract"`` a
+        caption's absent objects ("and no blue sphere") count against it by their own
+        structured score as a graph of those nodes; without that rule "no X" and "no Y"
+        give the same graph and tie.
+        """
         was_training = self.training
         self.eval()
         try:
-            device = self.logit_scale.device
-            batch = self.eval_collator.graphs(self._phrases(texts))
-            graphs = self.encode_graphs({k: v.to(device) for k, v in batch.items()})
-            rows = []
-            for i0 in range(0, len(images), batch_size):
-                pixels = self.eval_collator.images(images[i0 : i0 + batch_size]).to(device)
-                rows.append(self.pair_scores(self.encode_patches(pixels), graphs).float().cpu())
-            if not rows:
-                return torch.zeros(0, len(texts))
-            return torch.cat(rows, dim=0)
+            graphs = self._graphs(texts)
+            phrases = [
+                graph_phrases(g, t if isinstance(t, str) else None)
+                for g, t in zip(graphs, texts, strict=True)
+            ]
+            scores = self._score_phrases(images, phrases, batch_size)
+            negated = {
+                j: [o.phrase() for o in g.objects if o.negated] for j, g in enumerate(graphs)
+            }
+            negated = {j: nodes for j, nodes in negated.items() if nodes}
+            if negated and self.options["negation"] == "subtract" and len(images):
+                columns = list(negated)
+                absent = self._score_phrases(
+                    images, [(negated[j], []) for j in columns], batch_size
+                )
+                scores[:, columns] -= absent
+            return scores
         finally:
             self.train(was_training)
 
