@@ -1,14 +1,19 @@
 """Joining or starting Ray for a pipeline, the same way in every entrypoint.
 
 Pipelines call ``init_ray()`` once: under ``ray job submit`` (or with RAY_ADDRESS set) it
-joins that cluster; otherwise it starts a local one. On a small machine the local cluster
-over-commits logical CPUs, because an actor pool plus a Train worker on 2 cores starves
-Ray Data's read tasks and deadlocks (ecosystem.md 1.6).
+joins that cluster; otherwise it starts a private local one, never attaching by accident
+to another job's ``ray start`` cluster on a shared node. On a small machine the local
+cluster over-commits logical CPUs, because an actor pool plus a Train worker on 2 cores
+starves Ray Data's read tasks and deadlocks (ecosystem.md 1.6); Tune sweeps pass the real
+core count instead, since there one logical CPU is one concurrent trial.
+Ray Data's progress bars redraw many times a second: they are on in a terminal and off in
+job logs and redirected output, where they would bury everything else.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 from components.tracking import runtime_env_vars
 
@@ -16,7 +21,8 @@ MIN_LOCAL_CPUS = 4
 
 
 def init_ray(num_cpus: int | None = None) -> None:
-    """Connect to the cluster in RAY_ADDRESS or start a local one; idempotent."""
+    """Connect to the cluster in RAY_ADDRESS or start a local one (``num_cpus`` logical
+    CPUs, default max(4, cores)); idempotent."""
     import ray
     import ray.data
 
@@ -27,5 +33,5 @@ def init_ray(num_cpus: int | None = None) -> None:
         ray.init(address=os.environ["RAY_ADDRESS"], runtime_env=env)
     else:
         local = num_cpus or max(MIN_LOCAL_CPUS, os.cpu_count() or 1)
-        ray.init(num_cpus=local, include_dashboard=False, runtime_env=env)
-    ray.data.DataContext.get_current().enable_progress_bars = True
+        ray.init(address="local", num_cpus=local, include_dashboard=False, runtime_env=env)
+    ray.data.DataContext.get_current().enable_progress_bars = sys.stderr.isatty()

@@ -23,3 +23,57 @@ def restored_tuner(experiment_path: str | Path, trainable: Any, resume: bool):
         print(f"restoring Tune experiment from {experiment_path}")
         return tune.Tuner.restore(str(experiment_path), trainable=trainable, resume_errored=True)
     return None
+
+
+def fit_sweep(
+    trainable: Any,
+    param_space: dict[str, Any],
+    *,
+    name: str,
+    out: str | Path,
+    experiment: str,
+    metric: str,
+    mode: str,
+    cpus: float,
+    gpus: float,
+    resume: bool,
+    scheduler: Any = None,
+    max_concurrent_trials: int = 0,
+    checkpoints_to_keep: int | None = None,
+) -> Any:
+    """Fit a Tune sweep under ``out/tune/name``, restoring it when an earlier run was cut off.
+
+    Every trial becomes an MLflow run in ``experiment`` (params = its config, metrics = its
+    reports), so a sweep on a cluster is browsed like any other bindkit run.
+    """
+    from ray import tune
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    from components.tracking import tracking_uri
+
+    trainable = tune.with_resources(trainable, trial_resources(cpus, gpus))
+    storage = Path(out).resolve() / "tune"
+    restored = restored_tuner(storage / name, trainable, resume)
+    if restored is not None:
+        return restored.fit()
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=metric,
+            mode=mode,
+            scheduler=scheduler,
+            max_concurrent_trials=max_concurrent_trials or None,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=str(storage),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=checkpoints_to_keep),
+            callbacks=[
+                MLflowLoggerCallback(
+                    tracking_uri=tracking_uri(), experiment_name=experiment, save_artifact=False
+                )
+            ],
+        ),
+    )
+    return tuner.fit()

@@ -21,55 +21,39 @@ report.md and config.yaml to ``out/``, and logs all of it to MLflow.
 from __future__ import annotations
 
 import json
-import math
-import re
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from components.config import ConfigError, load_config, to_dict
 from components.evaluation import (
     Benchmark,
     EvalResult,
-    ItemResult,
-    evaluate,
     get_benchmark,
     markdown_table,
     results_dict,
     write_report,
 )
+from components.evaluation.dcsm_protocol import dcsm_rewrite
 from components.evaluation.report import suite_of
+from components.evaluation.scoring import (
+    CheckpointScorer,
+    ParserSpec,
+    evaluate_on_actors,
+    start_scorer_actors,
+)
 from components.evaluation.synthetic import SUITES as SYNTHETIC_SUITES
 from components.evaluation.synthetic import synthetic_suites
-from components.models.checkpoint import load_checkpoint, read_checkpoint_config
-from components.parsing.registry import get_parser
+from components.models.checkpoint import read_checkpoint_config
 from components.runtime import init_ray
 from components.tracking import log_results, pipeline_run, write_outputs
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "evaluate.yaml"
 SYNTHETIC = "synthetic:"
-# Shards per actor: more than one so a slow shard does not leave the other actors idle.
-SHARDS_PER_ACTOR = 4
-
-# DCSM's evaluation text handling (dcsm.md section 3, the authors' run_evals.py).
-DCSM_PREFIXES = {
-    "clevr_bind": "An image of a ",
-    "whatsup": "An image of ",
-    "aro/vg_attribution": "An image of ",
-}
-DCSM_2D_WORDS = {  # DCSM's maps are 2D: depth words become their image-plane reading
-    r" behind ": " above ",
-    r" in front of ": " below ",
-    r" top\b": " above",
-    r" bottom\b": " below",
-}
-WHATSUP_VERTICAL_WORDS = {r" on\b": " above", r" under\b": " below"}
 
 
 @dataclass
@@ -118,39 +102,6 @@ class Suite:
     world: str | None = None  # from the split's card.json; None for public suites
 
 
-ParserSpec = tuple[str, dict[str, Any]]
-Outcome = tuple[torch.Tensor, bool, bool | None]  # an ItemResult without its item
-
-
-class CheckpointScorer:
-    """One checkpoint loaded once, evaluated on any suite; in-process or as a Ray actor."""
-
-    def __init__(self, checkpoint: str, device: str = "cpu") -> None:
-        self.model = load_checkpoint(checkpoint, map_location=device).eval()
-        self.parsers: dict[str, Any] = {}
-
-    def evaluate(
-        self, benchmark: Benchmark, parser: ParserSpec, batch_size: int, progress: bool = True
-    ) -> EvalResult:
-        """`evaluate` after giving a parsing model (OC-CLIP) the parser this suite needs."""
-        if self.parses():
-            key = json.dumps(parser, sort_keys=True)
-            if key not in self.parsers:
-                name, options = parser
-                self.parsers[key] = get_parser(name, **options)
-            self.model.parser = self.parsers[key]
-        return evaluate(self.model, benchmark, batch_size=batch_size, progress=progress)
-
-    def parses(self) -> bool:
-        """Whether the model reads captions through a parser (OC-CLIP)."""
-        return hasattr(self.model, "parser")
-
-    def outcomes(self, benchmark: Benchmark, parser: ParserSpec, batch_size: int) -> list[Outcome]:
-        """Per-item scores and outcomes of a shard; the driver already holds the items."""
-        result = self.evaluate(benchmark, parser, batch_size, progress=False)
-        return [(r.scores, r.text_correct, r.image_correct) for r in result.items]
-
-
 def model_labels(checkpoints: list[Path]) -> list[str]:
     """Each checkpoint's model name; names shared by several get their parent dir's name."""
     names = [read_checkpoint_config(c)["name"] for c in checkpoints]
@@ -164,30 +115,6 @@ def model_labels(checkpoints: list[Path]) -> list[str]:
         seen[label] = seen.get(label, 0) + 1
         unique.append(label if labels.count(label) == 1 else f"{label}-{seen[label]}")
     return unique
-
-
-def dcsm_rewrite(benchmark_name: str) -> Callable[[str], str] | None:
-    """DCSM's text handling for a suite, or None where its protocol changes nothing.
-
-    Prefix "An image of a " (CLEVR-bind) / "An image of " (WhatsUp, VG-Attribution); on
-    WhatsUp and CLEVR-bind, 3D words become 2D (behind -> above, in front of -> below,
-    top -> above, bottom -> below) and, on WhatsUp, on -> above and under -> below.
-    """
-    family = suite_of(benchmark_name)
-    prefix = DCSM_PREFIXES.get(benchmark_name, DCSM_PREFIXES.get(family))
-    if prefix is None:
-        return None
-    words = {}
-    if family in ("whatsup", "clevr_bind"):
-        words = {**DCSM_2D_WORDS, **(WHATSUP_VERTICAL_WORDS if family == "whatsup" else {})}
-
-    def rewrite(text: str) -> str:
-        text = prefix + text  # first, so a caption's first word has its leading space
-        for pattern, replacement in words.items():
-            text = re.sub(pattern, replacement, text)
-        return text
-
-    return rewrite
 
 
 def load_suites(config: EvaluateConfig) -> tuple[list[Suite], list[str]]:
@@ -229,61 +156,6 @@ def parser_for(config: EvaluateConfig, suite: Suite) -> ParserSpec:
     return config.parser, dict(config.parser_options)
 
 
-def shard_bounds(num_items: int, num_shards: int, batch_size: int) -> list[tuple[int, int]]:
-    """Contiguous [start, stop) shards whose sizes are whole batches (but the last).
-
-    Aligning shards to batches gives every actor the same ``score`` calls the in-process
-    path makes, so the two paths score identical batches.
-    """
-    batches = math.ceil(num_items / batch_size)
-    per_shard = math.ceil(batches / max(1, num_shards)) * batch_size
-    return [(s, min(s + per_shard, num_items)) for s in range(0, num_items, per_shard)]
-
-
-def evaluate_on_actors(
-    actors: list[Any], benchmark: Benchmark, parser: ParserSpec, batch_size: int, label: str
-) -> EvalResult:
-    """Score ``benchmark``'s shards on the actors and merge the items back in order."""
-    import ray
-
-    bounds = shard_bounds(len(benchmark), len(actors) * SHARDS_PER_ACTOR, batch_size)
-    refs = [
-        actors[k % len(actors)].outcomes.remote(
-            replace(benchmark, items=benchmark.items[start:stop]), parser, batch_size
-        )
-        for k, (start, stop) in enumerate(bounds)
-    ]
-    sizes = {ref: stop - start for ref, (start, stop) in zip(refs, bounds, strict=True)}
-    pending = list(refs)
-    with tqdm(total=len(benchmark), desc=f"{label} on {benchmark.name} (ray)") as bar:
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            bar.update(sum(sizes[ref] for ref in done))
-    outcomes = [outcome for shard in ray.get(refs) for outcome in shard]
-    items = tuple(
-        ItemResult(item, scores, text_ok, image_ok)
-        for item, (scores, text_ok, image_ok) in zip(benchmark.items, outcomes, strict=True)
-    )
-    return EvalResult(benchmark, label, items)
-
-
-def start_actors(config: EvaluateConfig, checkpoint: Path) -> list[Any]:
-    """``ray_actors`` actors, each loading ``checkpoint`` once."""
-    import ray
-    from ray import cloudpickle
-
-    init_ray()
-    module = sys.modules[CheckpointScorer.__module__]
-    if module.__name__ != "__main__":
-        # Workers may not import this script under the name the driver used: ship it.
-        cloudpickle.register_pickle_by_value(module)
-    actor_class = ray.remote(num_cpus=config.actor_cpus, num_gpus=config.actor_gpus)(
-        CheckpointScorer
-    )
-    device = "cuda" if config.actor_gpus > 0 else "cpu"
-    return [actor_class.remote(str(checkpoint), device) for _ in range(config.ray_actors)]
-
-
 @dataclass(frozen=True)
 class RunNote:
     """How one (model, suite) was scored, for report.md."""
@@ -320,7 +192,11 @@ def evaluate_model(
             start = time.perf_counter()
             on_ray = len(benchmark) > config.ray_threshold
             if on_ray:
-                actors = actors or start_actors(config, checkpoint)
+                if not actors:
+                    init_ray()
+                    actors = start_scorer_actors(
+                        str(checkpoint), config.ray_actors, config.actor_cpus, config.actor_gpus
+                    )
                 result = evaluate_on_actors(actors, benchmark, parser, config.batch_size, label)
                 parses = ray.get(actors[0].parses.remote())
             else:
@@ -430,14 +306,7 @@ def log_to_mlflow(out: Path, results: list[EvalResult], notes: list[RunNote]) ->
     for n in notes:
         seconds.setdefault(n.label, {})[n.benchmark] = n.seconds
     log_results(seconds, prefix="seconds.")
-    for name in (
-        "results.json",
-        "report.md",
-        "config.yaml",
-        "results.md",
-        "results.csv",
-        "categories.csv",
-    ):
+    for name in ("results.md", "results.csv", "categories.csv"):  # write_outputs logs the rest
         mlflow.log_artifact(str(out / name))
     for folder in ("plots", "failures"):
         if (out / folder).is_dir():

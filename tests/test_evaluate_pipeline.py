@@ -141,7 +141,7 @@ def test_models_sharing_a_name_are_told_apart_by_their_parent_directory(workspac
 
 
 def test_dcsm_text_handling_applies_to_whatsup_and_clevr_bind_only():
-    from pipelines.evaluate import dcsm_rewrite
+    from components.evaluation.dcsm_protocol import dcsm_rewrite
 
     assert dcsm_rewrite("whatsup/controlled_a")("A mug on a table") == (
         "An image of A mug above a table"

@@ -30,9 +30,10 @@ import torch
 from components.config import load_config, to_dict
 from components.models.controlled import ControlledModelConfig
 from components.models.controlled_world import TokenWorld
-from components.tracking import log_outputs, log_results, pipeline_run, tracking_uri, write_outputs
+from components.runtime import init_ray
+from components.tracking import log_outputs, log_results, pipeline_run, write_outputs
 from components.training.controlled_trainer import ControlledTrainConfig, train_controlled
-from components.tuning import restored_tuner, trial_resources
+from components.tuning import fit_sweep
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "sweep_coverage.yaml"
 WORLD_NAME = re.compile(r"^C(\d+)V(\d+)$")
@@ -168,7 +169,8 @@ def summarise(rows: list[dict[str, Any]], config: SweepCoverageConfig) -> dict[s
 
 def plot(summary: dict[str, Any], path: Path) -> None:
     """Held-out object accuracy vs coverage per world: all scenes (solid), two-object scenes
-    (dash-dot, where binding is needed), concept accuracy (dotted), chance (dashed)."""
+    (dash-dot, where binding is needed; its threshold is the vertical line), concept
+    accuracy (dotted), chance (dashed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -196,11 +198,11 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         axis.plot(
             coverages, list(summary["chance"][world].values()), "--", color=line.get_color(), lw=0.8
         )
-        if summary["threshold"][world] is not None:
-            axis.axvline(summary["threshold"][world], color=line.get_color(), alpha=0.3)
+        if summary["threshold_2obj"][world] is not None:  # where binding starts to generalise
+            axis.axvline(summary["threshold_2obj"][world], color=line.get_color(), alpha=0.3)
     axis.set(xlabel="object coverage", ylabel="held-out strict accuracy", ylim=(-0.02, 1.02))
     axis.set_title("Binding generalisation vs coverage (dashed: chance)")
-    axis.legend(fontsize=7)
+    axis.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -242,15 +244,7 @@ def _rounded(value: float | None) -> str:
 def run_sweep(config: SweepCoverageConfig) -> Any:
     """Build (or restore) the Tuner over the grid and fit it; returns the ResultGrid."""
     from ray import tune
-    from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-    resources = trial_resources(config.cpus_per_trial, config.gpus_per_trial)
-    trainable = tune.with_resources(coverage_trial, resources)
-    storage = Path(config.out).resolve() / "tune"
-    experiment_path = storage / config.name
-    restored = restored_tuner(experiment_path, trainable, config.resume)
-    if restored is not None:
-        return restored.fit()
     scheduler = None
     if config.asha:
         scheduler = tune.schedulers.ASHAScheduler(
@@ -267,46 +261,31 @@ def run_sweep(config: SweepCoverageConfig) -> Any:
         "model": to_dict(config.model),
         "train": to_dict(config.train),
     }
-    tuner = tune.Tuner(
-        trainable,
-        param_space=param_space,
-        tune_config=tune.TuneConfig(
-            metric="val_object_acc",
-            mode="max",
-            scheduler=scheduler,
-            max_concurrent_trials=config.max_concurrent_trials or None,
-        ),
-        run_config=tune.RunConfig(
-            name=config.name,
-            storage_path=str(storage),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[
-                MLflowLoggerCallback(
-                    tracking_uri=tracking_uri(),
-                    experiment_name=config.experiment,
-                    save_artifact=False,
-                )
-            ],
-        ),
+    return fit_sweep(
+        coverage_trial,
+        param_space,
+        name=config.name,
+        out=config.out,
+        experiment=config.experiment,
+        metric="val_object_acc",
+        mode="max",
+        cpus=config.cpus_per_trial,
+        gpus=config.gpus_per_trial,
+        resume=config.resume,
+        scheduler=scheduler,
+        max_concurrent_trials=config.max_concurrent_trials,
+        checkpoints_to_keep=1,
     )
-    return tuner.fit()
 
 
 def main(argv: list[str]) -> dict[str, Any]:
     """Run the sweep and write config.yaml, results.json, coverage.png and report.md to out/."""
-    import ray
 
     config = load_config(SweepCoverageConfig, argv, DEFAULT_CONFIG)
     for world in config.worlds:
         parse_world(world, config.max_objects)  # fail on a bad name before Ray starts
     started = time.time()
-    if not ray.is_initialized():
-        ray.init(
-            # "local": never attach by accident to another job's cluster on a shared node;
-            # RAY_ADDRESS (set by `ray job submit`) selects a real cluster.
-            address=os.environ.get("RAY_ADDRESS") or "local",
-            runtime_env={"env_vars": {"MLFLOW_TRACKING_URI": tracking_uri()}},
-        )
+    init_ray(num_cpus=os.cpu_count() or 1)  # one logical CPU = one concurrent trial
     grid = run_sweep(config)
     rows = []
     for result in grid:

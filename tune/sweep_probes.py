@@ -53,8 +53,9 @@ from components.probes.binding_info import (
     make_probe,
 )
 from components.probes.extract import ExtractConfig, extract_features, load_features
-from components.tracking import log_results, pipeline_run, tracking_uri, write_outputs
-from components.tuning import restored_tuner, trial_resources
+from components.runtime import init_ray
+from components.tracking import log_results, pipeline_run, write_outputs
+from components.tuning import fit_sweep
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "sweep_probes.yaml"
 SPLITS = ("train", "val", "test")
@@ -249,15 +250,7 @@ def resolve_layer(directory: Path, config: SweepProbesConfig) -> int:
 def run_sweep(config: SweepProbesConfig, features: Path, layer: int, world) -> Any:
     """Build (or restore) the Tuner over the probe grid and fit it; returns the ResultGrid."""
     from ray import tune
-    from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-    resources = trial_resources(config.cpus_per_trial, config.gpus_per_trial)
-    trainable = tune.with_resources(probe_trial, resources)
-    storage = Path(config.out).resolve() / "tune"
-    experiment_path = storage / config.name
-    restored = restored_tuner(experiment_path, trainable, config.resume)
-    if restored is not None:
-        return restored.fit()
     scheduler = None
     if config.asha:
         scheduler = tune.schedulers.ASHAScheduler(
@@ -277,28 +270,20 @@ def run_sweep(config: SweepProbesConfig, features: Path, layer: int, world) -> A
         # the swept fields are left out so that MLflow params show only the values used
         "fit": {k: v for k, v in to_dict(config.fit).items() if k not in SWEPT_FIT},
     }
-    tuner = tune.Tuner(
-        trainable,
-        param_space=param_space,
-        tune_config=tune.TuneConfig(
-            metric="val_ce_o",
-            mode="min",
-            scheduler=scheduler,
-            max_concurrent_trials=config.max_concurrent_trials or None,
-        ),
-        run_config=tune.RunConfig(
-            name=config.name,
-            storage_path=str(storage),
-            callbacks=[
-                MLflowLoggerCallback(
-                    tracking_uri=tracking_uri(),
-                    experiment_name=config.experiment,
-                    save_artifact=False,
-                )
-            ],
-        ),
+    return fit_sweep(
+        probe_trial,
+        param_space,
+        name=config.name,
+        out=config.out,
+        experiment=config.experiment,
+        metric="val_ce_o",
+        mode="min",
+        cpus=config.cpus_per_trial,
+        gpus=config.gpus_per_trial,
+        resume=config.resume,
+        scheduler=scheduler,
+        max_concurrent_trials=config.max_concurrent_trials,
     )
-    return tuner.fit()
 
 
 def summarise(rows: list[dict[str, Any]], entropies: dict[str, float]) -> dict[str, Any]:
@@ -353,7 +338,6 @@ def report_text(summary: dict[str, Any], config: SweepProbesConfig, seconds: flo
 def main(argv: list[str]) -> dict[str, Any]:
     """Run the sweep; write config.yaml, results.json and report.md to out/, log a summary."""
     import mlflow
-    import ray
 
     config = load_config(SweepProbesConfig, argv, DEFAULT_CONFIG)
     probe_grid(config.space)  # fail on a bad family before Ray starts
@@ -362,13 +346,7 @@ def main(argv: list[str]) -> dict[str, Any]:
             f"representation must be one of {REPRESENTATIONS}, got {config.representation!r}"
         )
     started = time.time()
-    if not ray.is_initialized():
-        ray.init(
-            # "local": never attach by accident to another job's cluster on a shared node;
-            # RAY_ADDRESS (set by `ray job submit`) selects a real cluster.
-            address=os.environ.get("RAY_ADDRESS") or "local",
-            runtime_env={"env_vars": {"MLFLOW_TRACKING_URI": tracking_uri()}},
-        )
+    init_ray(num_cpus=os.cpu_count() or 1)  # one logical CPU = one concurrent trial
     features, world = prepare_features(config)
     if "shared_quadratic" in config.space.families and len(world.space.sizes) != 2:
         raise ValueError(f"shared_quadratic needs a 2-concept world; {world.name} has more")

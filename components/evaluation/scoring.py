@@ -1,0 +1,102 @@
+"""Scoring a checkpoint on a benchmark: in this process, or sharded over Ray actors.
+
+A large suite is cut into contiguous shards aligned to whole batches, so every actor makes
+exactly the ``score`` calls the in-process path would, and the merged result is identical
+to a direct `evaluate`. Each actor loads the checkpoint once and keeps the parsers it was
+asked for (OC-CLIP reads captions through one).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from components.evaluation.benchmark import Benchmark
+from components.evaluation.metrics import EvalResult, ItemResult, evaluate
+from components.models.checkpoint import load_checkpoint
+from components.parsing.registry import get_parser
+
+# Shards per actor: more than one so a slow shard does not leave the other actors idle.
+SHARDS_PER_ACTOR = 4
+
+ParserSpec = tuple[str, dict[str, Any]]  # get_parser(name, **options)
+Outcome = tuple[torch.Tensor, bool, bool | None]  # an ItemResult without its item
+
+
+class CheckpointScorer:
+    """One checkpoint loaded once, evaluated on any suite; in-process or as a Ray actor."""
+
+    def __init__(self, checkpoint: str, device: str = "cpu") -> None:
+        self.model = load_checkpoint(checkpoint, map_location=device).eval()
+        self.parsers: dict[str, Any] = {}
+
+    def evaluate(
+        self, benchmark: Benchmark, parser: ParserSpec, batch_size: int, progress: bool = True
+    ) -> EvalResult:
+        """`evaluate` after giving a parsing model (OC-CLIP) the parser this suite needs."""
+        if self.parses():
+            key = json.dumps(parser, sort_keys=True)
+            if key not in self.parsers:
+                name, options = parser
+                self.parsers[key] = get_parser(name, **options)
+            self.model.parser = self.parsers[key]
+        return evaluate(self.model, benchmark, batch_size=batch_size, progress=progress)
+
+    def parses(self) -> bool:
+        """Whether the model reads captions through a parser (OC-CLIP)."""
+        return hasattr(self.model, "parser")
+
+    def outcomes(self, benchmark: Benchmark, parser: ParserSpec, batch_size: int) -> list[Outcome]:
+        """Per-item scores and outcomes of a shard; the driver already holds the items."""
+        result = self.evaluate(benchmark, parser, batch_size, progress=False)
+        return [(r.scores, r.text_correct, r.image_correct) for r in result.items]
+
+
+def shard_bounds(num_items: int, num_shards: int, batch_size: int) -> list[tuple[int, int]]:
+    """Contiguous [start, stop) shards whose sizes are whole batches (but the last)."""
+    batches = math.ceil(num_items / batch_size)
+    per_shard = math.ceil(batches / max(1, num_shards)) * batch_size
+    return [(s, min(s + per_shard, num_items)) for s in range(0, num_items, per_shard)]
+
+
+def start_scorer_actors(
+    checkpoint: str, count: int, num_cpus: float = 1.0, num_gpus: float = 0.0
+) -> list[Any]:
+    """``count`` Ray actors, each holding ``checkpoint`` (on CUDA when given GPUs)."""
+    import ray
+
+    actor_class = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(CheckpointScorer)
+    device = "cuda" if num_gpus > 0 else "cpu"
+    return [actor_class.remote(checkpoint, device) for _ in range(count)]
+
+
+def evaluate_on_actors(
+    actors: list[Any], benchmark: Benchmark, parser: ParserSpec, batch_size: int, label: str
+) -> EvalResult:
+    """Score ``benchmark``'s shards on the actors and merge the items back in order."""
+    import ray
+
+    bounds = shard_bounds(len(benchmark), len(actors) * SHARDS_PER_ACTOR, batch_size)
+    refs = [
+        actors[k % len(actors)].outcomes.remote(
+            replace(benchmark, items=benchmark.items[start:stop]), parser, batch_size
+        )
+        for k, (start, stop) in enumerate(bounds)
+    ]
+    sizes = {ref: stop - start for ref, (start, stop) in zip(refs, bounds, strict=True)}
+    pending = list(refs)
+    with tqdm(total=len(benchmark), desc=f"{label} on {benchmark.name} (ray)") as bar:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            bar.update(sum(sizes[ref] for ref in done))
+    outcomes = [outcome for shard in ray.get(refs) for outcome in shard]
+    items = tuple(
+        ItemResult(item, scores, text_ok, image_ok)
+        for item, (scores, text_ok, image_ok) in zip(benchmark.items, outcomes, strict=True)
+    )
+    return EvalResult(benchmark, label, items)
