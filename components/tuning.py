@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 def trial_resources(cpus: float, gpus: float) -> dict[str, float]:
@@ -25,20 +25,26 @@ def restored_tuner(experiment_path: str | Path, trainable: Any, resume: bool):
     return None
 
 
+class SweepSettings(Protocol):
+    """The fields every sweep config carries (where it runs, how it is tracked)."""
+
+    name: str
+    out: str
+    experiment: str
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_concurrent_trials: int
+    resume: bool
+
+
 def fit_sweep(
     trainable: Any,
     param_space: dict[str, Any],
+    settings: SweepSettings,
     *,
-    name: str,
-    out: str | Path,
-    experiment: str,
     metric: str,
     mode: str,
-    cpus: float,
-    gpus: float,
-    resume: bool,
     scheduler: Any = None,
-    max_concurrent_trials: int = 0,
     checkpoints_to_keep: int | None = None,
 ) -> Any:
     """Fit a Tune sweep under ``out/tune/name``, restoring it when an earlier run was cut off.
@@ -51,9 +57,10 @@ def fit_sweep(
 
     from components.tracking import tracking_uri
 
-    trainable = tune.with_resources(trainable, trial_resources(cpus, gpus))
-    storage = Path(out).resolve() / "tune"
-    restored = restored_tuner(storage / name, trainable, resume)
+    resources = trial_resources(settings.cpus_per_trial, settings.gpus_per_trial)
+    trainable = tune.with_resources(trainable, resources)
+    storage = Path(settings.out).resolve() / "tune"
+    restored = restored_tuner(storage / settings.name, trainable, settings.resume)
     if restored is not None:
         return restored.fit()
     tuner = tune.Tuner(
@@ -63,15 +70,17 @@ def fit_sweep(
             metric=metric,
             mode=mode,
             scheduler=scheduler,
-            max_concurrent_trials=max_concurrent_trials or None,
+            max_concurrent_trials=settings.max_concurrent_trials or None,
         ),
         run_config=tune.RunConfig(
-            name=name,
+            name=settings.name,
             storage_path=str(storage),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=checkpoints_to_keep),
             callbacks=[
                 MLflowLoggerCallback(
-                    tracking_uri=tracking_uri(), experiment_name=experiment, save_artifact=False
+                    tracking_uri=tracking_uri(),
+                    experiment_name=settings.experiment,
+                    save_artifact=False,
                 )
             ],
         ),

@@ -264,16 +264,10 @@ def run_sweep(config: SweepCoverageConfig) -> Any:
     return fit_sweep(
         coverage_trial,
         param_space,
-        name=config.name,
-        out=config.out,
-        experiment=config.experiment,
+        config,
         metric="val_object_acc",
         mode="max",
-        cpus=config.cpus_per_trial,
-        gpus=config.gpus_per_trial,
-        resume=config.resume,
         scheduler=scheduler,
-        max_concurrent_trials=config.max_concurrent_trials,
         checkpoints_to_keep=1,
     )
 

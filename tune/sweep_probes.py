@@ -273,16 +273,10 @@ def run_sweep(config: SweepProbesConfig, features: Path, layer: int, world) -> A
     return fit_sweep(
         probe_trial,
         param_space,
-        name=config.name,
-        out=config.out,
-        experiment=config.experiment,
+        config,
         metric="val_ce_o",
         mode="min",
-        cpus=config.cpus_per_trial,
-        gpus=config.gpus_per_trial,
-        resume=config.resume,
         scheduler=scheduler,
-        max_concurrent_trials=config.max_concurrent_trials,
     )
 
 
