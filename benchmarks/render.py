@@ -35,10 +35,9 @@ def main(argv: list[str]) -> None:
         rates = [rows_per_second(world, size, scenes) for size in (64, 128, 256)]
         print(f"| {world} | " + " | ".join(f"{r:.0f}" for r in rates) + " |")
 
-    import ray
+    from components.runtime import init_ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    init_ray()
     spec = SyntheticSpec("clevr", 0, 0.7, 64)
     timings = {}
     for actors in (1, 2):

@@ -87,7 +87,11 @@ def build_synthetic(
     num_cpus_per_task: float = 1.0,
     max_actors: int | None = None,
 ) -> dict[str, Any]:
-    """Render every split into ``out/<split>/part-*.parquet`` and write ``out/card.json``."""
+    """Render every split into ``out/<split>/part-*.parquet`` and write ``out/card.json``.
+
+    ``max_actors`` fixes the pool size (benchmarks, a shared cluster); None lets Ray Data
+    grow the pool from one actor as the cluster's CPUs allow.
+    """
     import ray.data
 
     out = Path(out)
@@ -102,7 +106,11 @@ def build_synthetic(
             fn_constructor_args=(spec, str(out)),
             batch_size=1,
             num_cpus=num_cpus_per_task,
-            compute=ray.data.ActorPoolStrategy(min_size=1),
+            compute=(
+                ray.data.ActorPoolStrategy(size=max_actors)
+                if max_actors
+                else ray.data.ActorPoolStrategy(min_size=1)
+            ),
         )
         .take_all()
     )
