@@ -120,7 +120,8 @@ def coverage_split(
         diagonal = [
             space.object_index(tuple(int(p[k % len(p)]) for p in shuffled)) for k in range(widest)
         ]
-        rest = [int(i) for i in order if int(i) not in set(diagonal)]
+        taken = set(diagonal)
+        rest = [int(i) for i in order if int(i) not in taken]
         order = np.array(diagonal + rest)
     return CoverageSplit(
         seen=frozenset(int(i) for i in order[:num_seen]),

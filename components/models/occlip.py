@@ -326,17 +326,27 @@ class OCCLIP(nn.Module):
             parsed = dict(zip(unique, self.parser.parse_batch(unique), strict=True))
         return [parsed[t] if isinstance(t, str) else t for t in texts]
 
-    def _score_phrases(
-        self, images: Sequence[Image.Image], phrases: list[Phrases], batch_size: int
-    ) -> torch.Tensor:
+    def _score_phrase_sets(
+        self, images: Sequence[Image.Image], phrase_sets: list[list[Phrases]], batch_size: int
+    ) -> list[torch.Tensor]:
+        """(n_images, len(set)) scores per set of graphs; each image is encoded once."""
         device = self.logit_scale.device
-        batch = self.eval_collator.graphs(phrases)
-        graphs = self.encode_graphs({k: v.to(device) for k, v in batch.items()})
-        rows = []
+        graph_sets = [
+            self.encode_graphs(
+                {k: v.to(device) for k, v in self.eval_collator.graphs(phrases).items()}
+            )
+            for phrases in phrase_sets
+        ]
+        rows: list[list[torch.Tensor]] = [[] for _ in phrase_sets]
         for i0 in range(0, len(images), batch_size):
             pixels = self.eval_collator.images(images[i0 : i0 + batch_size]).to(device)
-            rows.append(self.pair_scores(self.encode_patches(pixels), graphs).float().cpu())
-        return torch.cat(rows, dim=0) if rows else torch.zeros(0, len(phrases))
+            patches = self.encode_patches(pixels)
+            for k, graphs in enumerate(graph_sets):
+                rows[k].append(self.pair_scores(patches, graphs).float().cpu())
+        return [
+            torch.cat(r, dim=0) if r else torch.zeros(0, len(phrases))
+            for r, phrases in zip(rows, phrase_sets, strict=True)
+        ]
 
     @torch.no_grad()
     def score(
@@ -360,17 +370,18 @@ class OCCLIP(nn.Module):
                 graph_phrases(g, t if isinstance(t, str) else None)
                 for g, t in zip(graphs, texts, strict=True)
             ]
-            scores = self._score_phrases(images, phrases, batch_size)
-            negated = {
-                j: [o.phrase() for o in g.objects if o.negated] for j, g in enumerate(graphs)
-            }
-            negated = {j: nodes for j, nodes in negated.items() if nodes}
-            if negated and self.options["negation"] == "subtract" and len(images):
-                columns = list(negated)
-                absent = self._score_phrases(
-                    images, [(negated[j], []) for j in columns], batch_size
-                )
-                scores[:, columns] -= absent
+            negated = {}  # column -> phrases of the objects its caption says are absent
+            if self.options["negation"] == "subtract":
+                for j, graph in enumerate(graphs):
+                    nodes = [o.phrase() for o in graph.objects if o.negated]
+                    if nodes:
+                        negated[j] = nodes
+            absent_graphs = [(nodes, []) for nodes in negated.values()]
+            scores, *absent = self._score_phrase_sets(
+                images, [phrases] + ([absent_graphs] if negated else []), batch_size
+            )
+            if negated:
+                scores[:, list(negated)] -= absent[0]
             return scores
         finally:
             self.train(was_training)
