@@ -43,7 +43,7 @@ def main(argv: list[str]) -> None:
     for actors in (1, 2):
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
-            build_synthetic(spec, build_scenes, out, rows_per_shard=50, max_actors=actors)
+            build_synthetic(spec, build_scenes, out, rows_per_shard=50, num_actors=actors)
             timings[actors] = build_scenes / (time.perf_counter() - start)
     print()
     print("| Ray Data build (clevr, 64 px) | scenes/s |")

@@ -85,11 +85,11 @@ def build_synthetic(
     out: str | Path,
     rows_per_shard: int = 200,
     num_cpus_per_task: float = 1.0,
-    max_actors: int | None = None,
+    num_actors: int | None = None,
 ) -> dict[str, Any]:
     """Render every split into ``out/<split>/part-*.parquet`` and write ``out/card.json``.
 
-    ``max_actors`` fixes the pool size (benchmarks, a shared cluster); None lets Ray Data
+    ``num_actors`` fixes the pool size (benchmarks, a shared cluster); None lets Ray Data
     grow the pool from one actor as the cluster's CPUs allow.
     """
     import ray.data
@@ -107,8 +107,8 @@ def build_synthetic(
             batch_size=1,
             num_cpus=num_cpus_per_task,
             compute=(
-                ray.data.ActorPoolStrategy(size=max_actors)
-                if max_actors
+                ray.data.ActorPoolStrategy(size=num_actors)
+                if num_actors
                 else ray.data.ActorPoolStrategy(min_size=1)
             ),
         )
