@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from components.models.controlled import (
     ControlledDualEncoder,
     ControlledModelConfig,
+    bag_of_concepts_chance,
     concept_labels,
     eos_index,
     object_labels,
@@ -155,6 +156,27 @@ def test_strict_metric_fails_when_one_present_is_below_one_absent():
 def test_chance_is_inverse_binomial():
     labels = torch.tensor([[True, False, False, False], [True, True, False, False]])
     assert recognition_chance(labels) == pytest.approx((1 / 4 + 1 / 6) / 2)
+
+
+def test_bag_of_concepts_level_matches_cases_and_a_simulated_unbound_model():
+    """Differ in both concepts: 4 consistent objects, 2 present -> 1/6; share one -> 1."""
+    world = TokenWorld(2, 6, 2)
+    scenes = torch.tensor([[0 * 6 + 1, 2 * 6 + 3], [0 * 6 + 1, 0 * 6 + 3], [7, 7], [7, -1]])
+    assert bag_of_concepts_chance(world, scenes).tolist() == pytest.approx([1 / 6, 1, 1, 1])
+    # An unbound model: each object scores by how many of its values the scene holds, with
+    # random tie-breaking. Its strict accuracy over many draws is the closed form.
+    generator = torch.Generator().manual_seed(0)
+    objects = world.sample_scenes(torch.arange(world.num_objects), 4000, generator)
+    scene_values = world.object_values(objects)  # (B, M, C)
+    candidate_values = world.object_values(torch.arange(world.num_objects))  # (O, C)
+    held = (scene_values[:, :, None, :] == candidate_values[None, None]) & (objects >= 0)[
+        ..., None, None
+    ]  # (B, M, O, C)
+    logits = held.any(1).float().sum(-1) + 1e-3 * torch.rand(len(objects), world.num_objects)
+    simulated = recognition_correct(logits, object_labels(objects, torch.arange(36))).float()
+    assert simulated.mean().item() == pytest.approx(
+        bag_of_concepts_chance(world, objects).mean().item(), abs=0.02
+    )
 
 
 @pytest.mark.parametrize("coverage", [0.2, 0.5, 0.9])

@@ -29,6 +29,7 @@ import torch
 
 from components.config import load_config, to_dict
 from components.models.controlled import ControlledModelConfig
+from components.models.controlled_pixels import pixel_world
 from components.models.controlled_world import TokenWorld
 from components.runtime import init_ray
 from components.tracking import log_outputs, log_results, pipeline_run, write_outputs
@@ -135,6 +136,7 @@ def summarise(rows: list[dict[str, Any]], config: SweepCoverageConfig) -> dict[s
             "heldout_object_acc_2obj",
             "seen_object_acc",
             "chance",
+            "bag_of_concepts_2obj",
         )
     }
     summary["threshold"], summary["threshold_2obj"] = {}, {}
@@ -153,6 +155,7 @@ def summarise(rows: list[dict[str, Any]], config: SweepCoverageConfig) -> dict[s
                 ("heldout_object_acc_2obj", "selected_test_object_acc_2obj"),
                 ("seen_object_acc", "selected_seen_object_acc"),
                 ("chance", "test_object_chance"),
+                ("bag_of_concepts_2obj", "test_object_boc_chance_2obj"),
             ):
                 summary[key][world][label] = float(np.mean([r[metric] for r in cell]))
         chance = float(np.mean(list(summary["chance"][world].values()) or [0.0]))
@@ -170,7 +173,8 @@ def summarise(rows: list[dict[str, Any]], config: SweepCoverageConfig) -> dict[s
 def plot(summary: dict[str, Any], path: Path) -> None:
     """Held-out object accuracy vs coverage per world: all scenes (solid), two-object scenes
     (dash-dot, where binding is needed; its threshold is the vertical line), concept
-    accuracy (dotted), chance (dashed)."""
+    accuracy (dotted), chance (dashed) and the bag-of-concepts level of two-object scenes
+    (thin dash-dot: what concepts alone score)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -198,10 +202,18 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         axis.plot(
             coverages, list(summary["chance"][world].values()), "--", color=line.get_color(), lw=0.8
         )
+        axis.plot(
+            coverages,
+            list(summary["bag_of_concepts_2obj"][world].values()),
+            "-.",
+            color=line.get_color(),
+            lw=0.6,
+            alpha=0.6,
+        )
         if summary["threshold_2obj"][world] is not None:  # where binding starts to generalise
             axis.axvline(summary["threshold_2obj"][world], color=line.get_color(), alpha=0.3)
     axis.set(xlabel="object coverage", ylabel="held-out strict accuracy", ylim=(-0.02, 1.02))
-    axis.set_title("Binding generalisation vs coverage (dashed: chance)")
+    axis.set_title("Binding generalisation vs coverage\n(dashed: chance; thin: concepts alone)")
     axis.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -211,20 +223,22 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 def report_text(summary: dict[str, Any], config: SweepCoverageConfig, seconds: float) -> str:
     """Markdown table of the sweep: one row per (world, coverage)."""
     lines = [
-        "# Coverage sweep (controlled dual encoders)",
+        f"# Coverage sweep (controlled dual encoders, {config.model.scene_input} scenes)",
         "",
         f"Worlds {config.worlds}, coverages {config.coverages}, seeds {config.seeds}; "
         f"{config.train.steps} steps, model d={config.model.d_model} x {config.model.num_layers} "
-        f"layers; wall time {seconds / 60:.1f} min. Test metrics at the step picked on validation "
+        f"layers, scene encoder on {config.model.scene_input}; wall time {seconds / 60:.1f} min. Test metrics at the step picked on validation "
         "held-out objects; candidates are all objects / all concept tokens.",
         "",
-        "| world | coverage | held-out object acc | 2-object scenes | held-out concept acc | seen object acc | chance |",
-        "|---|---|---|---|---|---|---|",
+        "| world | coverage | held-out object acc | 2-object scenes | bag-of-concepts level, 2-object "
+        "| held-out concept acc | seen object acc | chance |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for world, curve in summary["heldout_object_acc"].items():
         for label, accuracy in curve.items():
             lines.append(
                 f"| {world} | {label} | {accuracy:.3f} | {summary['heldout_object_acc_2obj'][world][label]:.3f} "
+                f"| {summary['bag_of_concepts_2obj'][world][label]:.3f} "
                 f"| {summary['heldout_concept_acc'][world][label]:.3f} "
                 f"| {summary['seen_object_acc'][world][label]:.3f} | {summary['chance'][world][label]:.4f} |"
             )
@@ -276,8 +290,10 @@ def main(argv: list[str]) -> dict[str, Any]:
     """Run the sweep and write config.yaml, results.json, coverage.png and report.md to out/."""
 
     config = load_config(SweepCoverageConfig, argv, DEFAULT_CONFIG)
-    for world in config.worlds:
-        parse_world(world, config.max_objects)  # fail on a bad name before Ray starts
+    for world in config.worlds:  # fail on a bad name or an undrawable world before Ray starts
+        token_world = parse_world(world, config.max_objects)
+        if config.model.scene_input == "pixels":
+            pixel_world(token_world)
     started = time.time()
     init_ray(num_cpus=os.cpu_count() or 1)  # one logical CPU = one concurrent trial
     grid = run_sweep(config)

@@ -37,6 +37,9 @@ class ControlledModelConfig:
     ffn_dim: int = 128
     d_out: int = 64
     init_log_temperature: float = 1.15
+    scene_input: str = "tokens"  # or "pixels": a timm ViT on rendered clevr scenes
+    image_size: int = 64
+    patch_size: int = 8
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
@@ -95,6 +98,26 @@ class TokenEncoder(nn.Module):
         return self.head(readout)  # (B, d_out)
 
 
+def scene_encoder(world: TokenWorld, config: ControlledModelConfig) -> nn.Module:
+    """The scene side named by ``config.scene_input``; the query side always reads tokens."""
+    if config.scene_input == "tokens":
+        return TokenEncoder(world, config)
+    if config.scene_input == "pixels":
+        from components.models.controlled_pixels import PixelSceneEncoder
+
+        return PixelSceneEncoder(
+            world,
+            config.d_model,
+            config.num_heads,
+            config.num_layers,
+            config.ffn_dim,
+            config.d_out,
+            config.image_size,
+            config.patch_size,
+        )
+    raise ValueError(f"scene_input must be 'tokens' or 'pixels', got {config.scene_input!r}")
+
+
 class ControlledDualEncoder(nn.Module):
     """Scene encoder f and query encoder q with a shared learnable log-temperature."""
 
@@ -104,9 +127,16 @@ class ControlledDualEncoder(nn.Module):
         super().__init__()
         self.world = world
         self.config = config
-        self.scene_encoder = TokenEncoder(world, config)
+        self.scene_encoder = scene_encoder(world, config)
         self.query_encoder = TokenEncoder(world, config)
         self.log_temperature = nn.Parameter(torch.tensor(config.init_log_temperature))
+
+    def encode_scenes(self, objects: torch.Tensor) -> torch.Tensor:
+        """(B, M) object ids, -1 = absent -> (B, d_out), from tokens or rendered pixels."""
+        device = self.log_temperature.device
+        if isinstance(self.scene_encoder, TokenEncoder):
+            return self.scene_encoder(self.world.tokenize_scenes(objects).to(device))
+        return self.scene_encoder(objects.to(device))
 
     def logits(
         self, scene_emb: torch.Tensor, query_emb: torch.Tensor, scale_cap: float
@@ -115,10 +145,10 @@ class ControlledDualEncoder(nn.Module):
         scale = self.log_temperature.exp().clamp(max=scale_cap)
         return scale * F.normalize(scene_emb, dim=-1) @ F.normalize(query_emb, dim=-1).T
 
-    def score(self, scene_tokens: torch.Tensor, query_tokens: torch.Tensor) -> torch.Tensor:
-        """Scorer contract on token inputs: (B, L) scenes x (Q, Lq) queries -> (B, Q)."""
+    def score(self, objects: torch.Tensor, query_tokens: torch.Tensor) -> torch.Tensor:
+        """Scorer contract on controlled inputs: (B, M) scenes x (Q, Lq) queries -> (B, Q)."""
         return self.logits(
-            self.scene_encoder(scene_tokens), self.query_encoder(query_tokens), EVAL_SCALE_CAP
+            self.encode_scenes(objects), self.query_encoder(query_tokens), EVAL_SCALE_CAP
         )
 
 
@@ -154,6 +184,32 @@ def recognition_chance(labels: torch.Tensor) -> float:
     num_queries = labels.shape[1]
     counts = labels.sum(1).tolist()
     return float(sum(1.0 / math.comb(num_queries, int(k)) for k in counts) / max(len(counts), 1))
+
+
+def distinct_count(ids: torch.Tensor) -> torch.Tensor:
+    """Distinct non-negative ids per row: (B, M) with -1 = absent -> (B,)."""
+    ordered = ids.sort(1).values  # -1 sorts first
+    fresh = (ordered[:, 1:] != ordered[:, :-1]) & (ordered[:, 1:] >= 0)
+    return (ordered[:, 0] >= 0).long() + fresh.sum(1)
+
+
+def bag_of_concepts_chance(world: TokenWorld, objects: torch.Tensor) -> torch.Tensor:
+    """Strict object accuracy per scene of a model that knows every concept but binds none.
+
+    Such a model scores alike every object whose values each occur in the scene, so the
+    present objects come first only by the luck of the tie: 1 / C(consistent, present).
+    Two C=2 objects that differ in both concepts give 1/6, one object gives 1. Held-out
+    accuracy above this level is binding; below it, not even the concepts transfer.
+    (B, M) object ids, -1 = absent -> (B,).
+    """
+    values = torch.where((objects >= 0)[..., None], world.object_values(objects), -1)  # (B,M,C)
+    consistent = torch.stack(
+        [distinct_count(values[..., c]) for c in range(world.num_concepts)]
+    ).prod(0)  # (B,)
+    present = distinct_count(objects)
+    return torch.tensor(
+        [1.0 / math.comb(k, p) for k, p in zip(consistent.tolist(), present.tolist(), strict=True)]
+    )
 
 
 def object_labels(objects: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:

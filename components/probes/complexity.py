@@ -192,10 +192,7 @@ def controlled_scene_embeddings(
     pairs = torch.cartesian_prod(objects, objects)  # (N, 2)
     slots = torch.full((len(pairs), world.max_objects), -1, dtype=torch.long)
     slots[:, :2] = pairs
-    tokens = world.tokenize_scenes(slots)
-    embeddings = torch.cat(
-        [model.scene_encoder(chunk.to(device)).cpu() for chunk in tokens.split(4096)]
-    )
+    embeddings = torch.cat([model.encode_scenes(chunk).cpu() for chunk in slots.split(4096)])
     concept_rows = model.query_encoder(
         world.concept_queries(torch.arange(world.num_concept_tokens)).to(device)
     ).cpu()

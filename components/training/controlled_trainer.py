@@ -30,6 +30,7 @@ from components.models.controlled import (
     TRAIN_SCALE_CAP,
     ControlledDualEncoder,
     ControlledModelConfig,
+    bag_of_concepts_chance,
     concept_labels,
     object_labels,
     recognition_chance,
@@ -137,7 +138,7 @@ def evaluate(
     all_objects = torch.arange(world.num_objects)
     all_tokens = torch.arange(world.num_concept_tokens)
     num_objects = (objects >= 0).sum(1).to(device)  # (B,)
-    scene_emb = model.scene_encoder(world.tokenize_scenes(objects).to(device))
+    scene_emb = model.encode_scenes(objects)
     metrics: dict[str, float] = {}
     for task, queries, tokens, labels in (
         ("object", all_objects, world.object_queries(all_objects), object_labels),
@@ -152,6 +153,10 @@ def evaluate(
         for count in range(1, world.max_objects + 1):  # binding shows in multi-object scenes
             metrics[f"{task}_acc_{count}obj"] = correct[num_objects == count].mean().item()
         metrics[f"{task}_chance"] = recognition_chance(target.cpu())
+    boc = bag_of_concepts_chance(world, objects)  # the no-binding reference for objects
+    metrics["object_boc_chance"] = boc.mean().item()
+    for count in range(1, world.max_objects + 1):
+        metrics[f"object_boc_chance_{count}obj"] = boc[num_objects.cpu() == count].mean().item()
     model.train()
     return metrics
 
@@ -215,7 +220,7 @@ def train_controlled(
     for step in range(start + 1, config.steps + 1):
         objects = world.sample_scenes(splits.seen, config.batch_size, generator)  # (B, M)
         tokens, queries = training_queries(world, objects, allowed, config.query_cap, generator)
-        scene_emb = model.scene_encoder(world.tokenize_scenes(objects).to(device))
+        scene_emb = model.encode_scenes(objects)
         loss = soft_target_loss(
             model.logits(
                 scene_emb,

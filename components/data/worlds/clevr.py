@@ -60,6 +60,14 @@ class ClevrWorld(World):
         unknown = set(self.relations) - set(AXIS_OF)
         if unknown:
             raise ValueError(f"world {self.name}: unknown relations {sorted(unknown)}")
+        for concept, known in (("color", CLEVR_RGB), ("shape", _SHAPES)):
+            if concept in self.space.names:
+                unknown = set(spec["concepts"][concept]) - set(known)
+                if unknown:
+                    raise ValueError(
+                        f"world {self.name}: unknown {concept} values {sorted(unknown)}; "
+                        f"known: {sorted(known)}"
+                    )
 
     def split_specs(self) -> list[SplitSpec]:
         fractions = self.spec.get(
@@ -254,4 +262,53 @@ def _cylinder(draw, cx, cy, r, rgb, metal):
     return [body, bottom, top]
 
 
-_SHAPES = {"sphere": _sphere, "cube": _cube, "cylinder": _cylinder}
+def _cone(draw, cx, cy, r, rgb, metal):
+    """A lit left flank and a darker right flank over an elliptic base."""
+    w, h, e = 0.8 * r, 0.95 * r, 0.25 * r
+    base = _ellipse_polygon(cx, cy + h - e, w, e)
+    draw.polygon(base, fill=_shade(rgb, 0.7))
+    left = [(cx, cy - h), (cx - w, cy + h - e), (cx, cy + h)]
+    right = [(cx, cy - h), (cx, cy + h), (cx + w, cy + h - e)]
+    draw.polygon(left, fill=_shade(rgb, 1.6 if metal else 1.15))
+    draw.polygon(right, fill=_shade(rgb, 0.65))
+    return [base, left, right]
+
+
+def _pyramid(draw, cx, cy, r, rgb, metal):
+    """A square pyramid seen edge-on: a tall lit face beside a narrow dark one."""
+    w, h = 0.85 * r, 0.9 * r
+    apex, split = (cx - 0.15 * r, cy - h), (cx + 0.35 * w, cy + h)
+    front = [apex, (cx - w, cy + h), split]
+    side = [apex, split, (cx + w, cy + 0.7 * h)]
+    draw.polygon(front, fill=_shade(rgb, 1.6 if metal else 1.05))
+    draw.polygon(side, fill=_shade(rgb, 0.55))
+    return [front, side]
+
+
+def _torus(draw, cx, cy, r, rgb, metal):
+    """A flat ring drawn as annulus segments, so the hole stays see-through."""
+    rx, ry, thickness, n = r, 0.6 * r, 0.4, 16
+    segments = []
+    for k in range(n):
+        a0, a1 = 2 * np.pi * k / n, 2 * np.pi * (k + 1) / n
+        outer = [(cx + rx * np.cos(a), cy + ry * np.sin(a)) for a in (a0, a1)]
+        inner = [
+            (cx + (1 - thickness) * rx * np.cos(a), cy + (1 - thickness) * ry * np.sin(a))
+            for a in (a1, a0)
+        ]
+        segment = [(float(x), float(y)) for x, y in outer + inner]
+        light = 1.0 - 0.4 * np.sin((a0 + a1) / 2 + np.pi / 4)  # lit from the top left
+        draw.polygon(segment, fill=_shade(rgb, light * (1.3 if metal else 1.0)))
+        segments.append(segment)
+    return segments
+
+
+_SHAPES = {
+    "cube": _cube,
+    "sphere": _sphere,
+    "cylinder": _cylinder,
+    "cone": _cone,
+    "torus": _torus,
+    "pyramid": _pyramid,
+}
+SHAPES = tuple(_SHAPES)  # CLEVR's three first; the rest let pixel worlds have up to six
