@@ -59,8 +59,9 @@ def main(argv: list[str]) -> None:
 
     import ray
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    from components.runtime import init_ray
+
+    init_ray()
     with tempfile.TemporaryDirectory() as tmp:
         backbone = {"checkpoint": str(save_checkpoint(model, Path(tmp) / "backbone"))}
         write_shard(table, Path(tmp) / "train" / "part-00000.parquet")

@@ -58,11 +58,11 @@ def main(argv: list[str]) -> None:
         print(f"| {name} | {seconds:.3f} |")
     print(f"| ratio occlip/clip | {timings['occlip'] / timings['clip']:.2f}x |")
 
-    import ray
     import ray.data
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    from components.runtime import init_ray
+
+    init_ray()
     dataset = ray.data.from_arrow(rows.select(["image", "caption", "graph"]))
     print()
     print(f"| Ray Train loop, 1 CPU worker, {ray_steps} steps | s/step | data wait share |")

@@ -127,7 +127,10 @@ def coverage_threshold(
 
 
 def summarise(rows: list[dict[str, Any]], config: SweepCoverageConfig) -> dict[str, Any]:
-    """Mean over seeds per (world, coverage) of the selected test metrics, and thresholds."""
+    """Mean over seeds per (world, coverage) of the selected test metrics, and thresholds.
+
+    A metric a trial never reported (a sweep restored from an older version) reads NaN.
+    """
     summary: dict[str, Any] = {
         key: {}
         for key in (
@@ -157,7 +160,7 @@ def summarise(rows: list[dict[str, Any]], config: SweepCoverageConfig) -> dict[s
                 ("chance", "test_object_chance"),
                 ("bag_of_concepts_2obj", "test_object_boc_chance_2obj"),
             ):
-                summary[key][world][label] = float(np.mean([r[metric] for r in cell]))
+                summary[key][world][label] = float(np.mean([r.get(metric, np.nan) for r in cell]))
         chance = float(np.mean(list(summary["chance"][world].values()) or [0.0]))
         for key, curve_key in (
             ("threshold", "heldout_object_acc"),
