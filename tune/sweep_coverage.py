@@ -47,7 +47,7 @@ class SweepCoverageConfig:
     out: str = "outputs/sweep_coverage"
     name: str = "sweep_coverage"
     experiment: str = "sweep_coverage"
-    worlds: list[str] = field(default_factory=lambda: ["C2V6", "C3V4"])
+    worlds: list[str] = field(default_factory=lambda: ["C3V4", "C4V3"])
     coverages: list[float] = field(default_factory=lambda: [0.2, 0.35, 0.5, 0.65, 0.8])
     seeds: list[int] = field(default_factory=lambda: [0])
     max_objects: int = 2
