@@ -15,6 +15,7 @@ from components.probes.complexity import (
     Approximator,
     ComplexityConfig,
     complexity_sweep,
+    controlled_binding_function,
     controlled_scene_embeddings,
     scene_groups,
 )
@@ -146,3 +147,29 @@ def test_controlled_scene_embeddings_cover_every_ordered_pair():
         3,
     ]
     assert probe.normalize
+
+
+def test_controlled_binding_function_reads_the_model_as_its_own_metric_does():
+    """The probe path (query rows, cosine) must rank objects as the model's logits do."""
+    from components.models.controlled import (
+        ControlledDualEncoder,
+        object_labels,
+        recognition_correct,
+    )
+
+    torch.manual_seed(0)
+    world = TokenWorld(2, 3, 2)
+    model = ControlledDualEncoder(
+        world, ControlledModelConfig(d_model=16, num_heads=2, num_layers=1, ffn_dim=32, d_out=8)
+    )
+    config = ComplexityConfig(families=("additive", "global_product"), epochs=20, probe_epochs=1)
+    metrics = controlled_binding_function(model, list(range(6)), config)
+
+    heldout = torch.cartesian_prod(torch.arange(6, 9), torch.arange(6, 9))  # (9, 2)
+    objects = torch.arange(world.num_objects)
+    with torch.no_grad():
+        logits = model.score(heldout, world.object_queries(objects))
+    expected = recognition_correct(logits, object_labels(heldout, objects)).float().mean().item()
+    assert metrics["real_object_acc"] == pytest.approx(expected)
+    assert metrics["level1_r2"] >= metrics["level2_r2"] - 1e-9  # Level I nests Level II
+    assert {"additive_object_acc", "global_product_r2_test"} <= set(metrics)

@@ -48,6 +48,11 @@ def test_two_trial_sweep_writes_two_mlflow_runs_and_restores(ray_cluster, mlflow
         assert (tmp_path / name).exists()
     saved = json.loads((tmp_path / "results.json").read_text())
     assert set(saved["coverage"]["heldout_object_acc"]["C2V4"]) == {"0.25", "0.75"}
+    assert runs["metrics.selected_bf_level1_r2"].notna().all()  # analysed once per trial
+    for cell in saved["coverage"]["binding_function"]["C2V4"].values():
+        assert 0.0 <= cell["level2_r2"] <= cell["level1_r2"] + 1e-6 <= 1.0 + 1e-6
+        assert {"real_object_acc", "additive_object_acc", "global_product_object_acc"} <= set(cell)
+    assert "| C2V4 | 0.25 |" in (tmp_path / "report.md").read_text().split("Level I R^2")[1]
 
     restored = main(argv)  # same out: Tuner.restore, nothing left to run
     assert restored["coverage"]["heldout_object_acc"] == results["coverage"]["heldout_object_acc"]

@@ -8,7 +8,9 @@ over coverage x world size (C, V) x seed, one trial per cell, each trial an MLfl
 with the same ``out`` restores the experiment (``resume=true``) and continues unfinished
 trials. It ends with held-out object accuracy vs coverage, one line per world, and the
 estimated threshold: the interpolated coverage at which held-out object accuracy crosses
-the midpoint between chance and 1.
+the midpoint between chance and 1. Each trial also analyses the binding function of its
+selected model (additive R^2, and held-out object recognition through approximators fitted
+on seen-object scenes), so simplicity can be read against generalisation.
 The defaults are a CPU-sized grid (2 worlds x 5 coverages, 1 CPU per trial); a cluster
 run changes only ``cpus_per_trial``/``gpus_per_trial``, the grid and the model size.
 """
@@ -28,12 +30,17 @@ import numpy as np
 import torch
 
 from components.config import load_config, to_dict
-from components.models.controlled import ControlledModelConfig
+from components.models.controlled import ControlledDualEncoder, ControlledModelConfig
 from components.models.controlled_pixels import pixel_world
 from components.models.controlled_world import TokenWorld
+from components.probes.complexity import ComplexityConfig, controlled_binding_function
 from components.runtime import init_ray
 from components.tracking import log_outputs, log_results, pipeline_run, write_outputs
-from components.training.controlled_trainer import ControlledTrainConfig, train_controlled
+from components.training.controlled_trainer import (
+    ControlledTrainConfig,
+    object_splits,
+    train_controlled,
+)
 from components.tuning import fit_sweep
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "sweep_coverage.yaml"
@@ -53,6 +60,13 @@ class SweepCoverageConfig:
     max_objects: int = 2
     model: ControlledModelConfig = field(default_factory=ControlledModelConfig)
     train: ControlledTrainConfig = field(default_factory=ControlledTrainConfig)
+    # The paper's diagnostic pair (generalising models fit the global product); 500 epochs
+    # keep it under 20 s a trial. Add "mlp" (widths in mlp_widths) for the full sweep.
+    binding_function: ComplexityConfig = field(
+        default_factory=lambda: ComplexityConfig(
+            families=("additive", "global_product"), epochs=500
+        )
+    )
     asha: bool = False
     asha_grace_evals: int = 4
     cpus_per_trial: float = 1.0
@@ -92,6 +106,8 @@ def coverage_trial(trial: dict[str, Any]) -> None:
             "selected_test_object_acc_2obj": best["test_object_acc_2obj"],
             "selected_seen_object_acc": best["seen_object_acc"],
         }
+        if state["step"] == train_config.steps:  # once, on the model validation selected
+            selected.update(selected_binding_function(world, trial, train_config, state))
         with tempfile.TemporaryDirectory() as folder:
             torch.save(state, Path(folder) / "state.pt")
             tune.report({**metrics, **selected}, checkpoint=tune.Checkpoint.from_directory(folder))
@@ -104,6 +120,32 @@ def coverage_trial(trial: dict[str, Any]) -> None:
         on_eval=report,
         resume_state=resume_state,
     )
+
+
+def selected_binding_function(
+    world: TokenWorld,
+    trial: dict[str, Any],
+    train_config: ControlledTrainConfig,
+    state: dict[str, Any],
+) -> dict[str, float]:
+    """Binding-function metrics of the checkpoint validation picked, keys ``selected_bf_*``.
+
+    Approximators are fitted on scenes of the trial's own seen objects, so their held-out
+    scores ask the same question as the trial's held-out accuracy.
+    """
+    model = ControlledDualEncoder(world, ControlledModelConfig(**trial["model"]))
+    model.load_state_dict(state["best_model"])
+    seen = object_splits(
+        world,
+        trial["coverage"],
+        train_config.seed,
+        train_config.val_fraction,
+        train_config.cover_values,
+    ).seen
+    metrics = controlled_binding_function(
+        model, seen.tolist(), ComplexityConfig(**trial["binding_function"])
+    )
+    return {f"selected_bf_{key}": value for key, value in metrics.items()}
 
 
 def coverage_threshold(
@@ -140,6 +182,7 @@ def summarise(rows: list[dict[str, Any]], config: SweepCoverageConfig) -> dict[s
             "seen_object_acc",
             "chance",
             "bag_of_concepts_2obj",
+            "binding_function",
         )
     }
     summary["threshold"], summary["threshold_2obj"] = {}, {}
@@ -161,6 +204,12 @@ def summarise(rows: list[dict[str, Any]], config: SweepCoverageConfig) -> dict[s
                 ("bag_of_concepts_2obj", "test_object_boc_chance_2obj"),
             ):
                 summary[key][world][label] = float(np.mean([r.get(metric, np.nan) for r in cell]))
+            summary["binding_function"][world][label] = {
+                name.removeprefix("selected_bf_"): float(
+                    np.mean([r.get(name, np.nan) for r in cell])
+                )
+                for name in sorted({k for r in cell for k in r if k.startswith("selected_bf_")})
+            }
         chance = float(np.mean(list(summary["chance"][world].values()) or [0.0]))
         for key, curve_key in (
             ("threshold", "heldout_object_acc"),
@@ -245,6 +294,7 @@ def report_text(summary: dict[str, Any], config: SweepCoverageConfig, seconds: f
                 f"| {summary['heldout_concept_acc'][world][label]:.3f} "
                 f"| {summary['seen_object_acc'][world][label]:.3f} | {summary['chance'][world][label]:.4f} |"
             )
+    lines += binding_function_table(summary["binding_function"])
     lines += ["", "Threshold (held-out object acc crosses midpoint of chance and 1):", ""]
     lines += [
         f"- {world}: all scenes {_rounded(value)}, "
@@ -252,6 +302,37 @@ def report_text(summary: dict[str, Any], config: SweepCoverageConfig, seconds: f
         for world, value in summary["threshold"].items()
     ]
     return "\n".join(lines) + "\n"
+
+
+def binding_function_table(cells: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Markdown rows: additive R^2 and held-out object accuracy through each approximator."""
+    metrics = sorted({name for curve in cells.values() for cell in curve.values() for name in cell})
+    approximators = [
+        name.removesuffix("_object_acc")
+        for name in metrics
+        if name.endswith("_object_acc") and name != "real_object_acc"
+    ]
+    if not approximators:
+        return []
+    lines = [
+        "",
+        "Binding function of the selected model: additive R^2 over all ordered 2-object scenes, "
+        "and held-out object accuracy of the model's own probes on its real embeddings and on "
+        "approximators fitted to scenes of seen objects only:",
+        "",
+        "| world | coverage | Level I R^2 | Level II R^2 | real | "
+        + " | ".join(approximators)
+        + " |",
+        "|---|---|---|---|---|" + "---|" * len(approximators),
+    ]
+    for world, curve in cells.items():
+        for label, cell in curve.items():
+            values = [
+                cell.get(name, np.nan) for name in ("level1_r2", "level2_r2", "real_object_acc")
+            ]
+            values += [cell.get(f"{name}_object_acc", np.nan) for name in approximators]
+            lines.append(f"| {world} | {label} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+    return lines
 
 
 def _rounded(value: float | None) -> str:
@@ -277,6 +358,7 @@ def run_sweep(config: SweepCoverageConfig) -> Any:
         "cpus": config.cpus_per_trial,
         "model": to_dict(config.model),
         "train": to_dict(config.train),
+        "binding_function": to_dict(config.binding_function),
     }
     return fit_sweep(
         coverage_trial,

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from components.models.controlled import ControlledDualEncoder
+from components.probes.additive import additive_decomposition
 from components.probes.recognition import RecognitionProbe, object_values, train_linear_probe
 
 FAMILIES = ("mlp", "additive", "object_product", "global_product", "sum_product")
@@ -202,3 +203,23 @@ def controlled_scene_embeddings(
         normalize=True,
     )
     return embeddings.numpy(), pairs.numpy(), probe
+
+
+def controlled_binding_function(
+    model: ControlledDualEncoder, seen_objects: Sequence[int], config: ComplexityConfig
+) -> dict[str, float]:
+    """Additive R^2 and the complexity sweep of a controlled model, as flat metrics.
+
+    The paper's third claim is that the models which generalise binding have simple binding
+    functions; reporting these next to held-out accuracy per trial lets a coverage sweep
+    test it. Keys: ``level1_r2``, ``level2_r2`` and ``{approximator}_{metric}`` (``real``
+    is the model's own held-out embeddings through the same probes).
+    """
+    embeddings, pairs, probe = controlled_scene_embeddings(model)
+    sizes = [model.world.num_values] * model.world.num_concepts
+    metrics = additive_decomposition(embeddings, pairs, sizes)
+    for name, scores in complexity_sweep(
+        embeddings, pairs, sizes, seen_objects, config, probe
+    ).items():
+        metrics.update({f"{name}_{key}": value for key, value in scores.items()})
+    return metrics
