@@ -312,7 +312,7 @@ def binding_function_table(cells: dict[str, dict[str, dict[str, float]]]) -> lis
         for name in metrics
         if name.endswith("_object_acc") and name != "real_object_acc"
     ]
-    if not approximators:
+    if not metrics:  # trials restored from a version without the analysis
         return []
     lines = [
         "",
@@ -320,8 +320,8 @@ def binding_function_table(cells: dict[str, dict[str, dict[str, float]]]) -> lis
         "and held-out object accuracy of the model's own probes on its real embeddings and on "
         "approximators fitted to scenes of seen objects only:",
         "",
-        "| world | coverage | Level I R^2 | Level II R^2 | real | "
-        + " | ".join(approximators)
+        "| "
+        + " | ".join(["world", "coverage", "Level I R^2", "Level II R^2", "real", *approximators])
         + " |",
         "|---|---|---|---|---|" + "---|" * len(approximators),
     ]
