@@ -9,6 +9,11 @@ train_dcsm feature cache, so nothing but the maps decides, and reports pair accu
 training pairs and on ``test_heldout`` swap_att / swap_rel / replace_rel. Training accuracy
 near 1 with held-out accuracy near 0.5 means the maps let the head memorise scenes but hold
 no binding signal that generalises: a better backbone, not a better head, is what helps.
+
+It first measures whether the maps are local at all: for every colour and shape word of a
+held-out two-object caption, is the word's column higher, on average, over its own object's
+patches (the rendered bounding box) than over the other object's? 0.5 is a map with no
+word-to-region alignment, below 0.5 one that points at the wrong object.
 """
 
 from __future__ import annotations
@@ -21,22 +26,63 @@ import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 
+from components.data.shards import read_shards
 from components.evaluation import load_image
 from components.evaluation.synthetic import synthetic_suites
+from components.models.backbone import Backbone
 from components.models.dcsm import DCSM
-from components.models.dcsm_maps import normalize_maps, replace_functional
-from components.models.features import decode_array, feature_files, load_backbone
+from components.models.dcsm_maps import word_spans
+from components.models.features import (
+    decode_array,
+    dense_image_tokens,
+    dense_text_tokens,
+    feature_files,
+    load_backbone,
+)
+from components.models.occlip import decode_image
 
 DATA = "datasets/clevr_pairs-n6000-c0.7-s0-64px"
 SUITES = ["swap_att", "swap_rel", "replace_rel"]
 Pairs = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
+def box_patches(box: list[float], grid: int) -> torch.Tensor:
+    """(grid * grid,) bool: patches whose centre lies in a normalised (x0, y0, x1, y1) box."""
+    centres = (torch.arange(grid) + 0.5) / grid
+    inside_x = (centres >= box[0]) & (centres <= box[2])
+    inside_y = (centres >= box[1]) & (centres <= box[3])
+    return (inside_y[:, None] & inside_x[None, :]).flatten()
+
+
+def word_localisation(backbone: Backbone, split: Path, limit: int) -> dict[str, float]:
+    """Share of colour / shape words whose map column favours their own object's patches."""
+    rows = read_shards(split, columns=["image", "caption", "objects"]).to_pylist()
+    rows = [r for r in rows if len(r["objects"]) == 2][:limit]
+    grid = backbone.model.visual.grid_size[0]
+    hits: dict[str, list[bool]] = {"colour": [], "shape": []}
+    for row in rows:
+        pixels = backbone.preprocess(decode_image(row["image"]))[None]
+        patches = dense_image_tokens(backbone, pixels)[0, backbone.num_prefix_tokens :]
+        words = dense_text_tokens(backbone, backbone.tokenize([row["caption"]]))[0][0]
+        maps = patches @ words.T  # (N, L)
+        first = {}
+        for word, start, _ in word_spans(backbone.tokenizer, row["caption"]):
+            first.setdefault(word, start)
+        regions = [box_patches(o["bbox"], grid) for o in row["objects"]]
+        for k, obj in enumerate(row["objects"]):
+            for kind, word in zip(("colour", "shape"), obj["values"], strict=True):
+                column = first.get(word)
+                own, other = regions[k], regions[1 - k]
+                if column is None or not own.any() or not other.any():
+                    continue
+                hits[kind].append(bool(maps[own, column].mean() > maps[other, column].mean()))
+    return {kind: sum(h) / max(len(h), 1) for kind, h in hits.items()}
+
+
 def pair_scores(model: DCSM, images: torch.Tensor, texts: torch.Tensor, columns: torch.Tensor):
     """Score image k with text k only: (n, Ni, D) x (n, Lt, D) -> (n,)."""
-    maps = torch.einsum("nid,nld->nil", images.float(), texts.float())[None]  # (1, n, Ni, Lt)
-    maps = replace_functional(maps, columns, model.signatures)
-    return model.head(normalize_maps(maps, model.options["normalize"])[0])
+    diagonal = torch.arange(len(images))
+    return model.score_pairs(images, texts, columns, torch.stack([diagonal, diagonal], 1))
 
 
 def pair_accuracy(model: DCSM, pairs: Pairs) -> float:
@@ -91,7 +137,12 @@ def main(argv: list[str]) -> None:
     options = dict(arg.split("=", 1) for arg in argv)
     data = Path(options.get("data", DATA))
     checkpoint = options.get("checkpoint", "outputs/train_occlip/clip/checkpoint")
-    features = options.get("features") or str(next((data / "features").iterdir()))
+    features = options.get("features")
+    if not features:
+        caches = sorted((data / "features").iterdir())
+        if len(caches) != 1:
+            raise SystemExit(f"pass features=DIR, the cache of {checkpoint}; found {caches}")
+        features = str(caches[0])
     steps, batch_size = int(options.get("steps", 4000)), int(options.get("batch_size", 64))
     torch.manual_seed(0)
     model = DCSM(
@@ -101,7 +152,9 @@ def main(argv: list[str]) -> None:
         logit_dropout=False,
     )
     train = cached_pairs(model, pq.read_table(feature_files(features)).to_pylist(), SUITES)
-    test = heldout_pairs(model, data / "test_heldout", int(options.get("limit", 300)))
+    limit = int(options.get("limit", 300))
+    local = word_localisation(model.backbone, data / "test_heldout", limit)
+    test = heldout_pairs(model, data / "test_heldout", limit)
     optimizer = torch.optim.Adam(model.head.parameters(), lr=float(options.get("lr", 3e-3)))
     rng = random.Random(0)
     model.head.train()
@@ -118,7 +171,11 @@ def main(argv: list[str]) -> None:
         optimizer.step()
     model.head.eval()
     train_accuracy = pair_accuracy(model, stack_pairs(model, rng.sample(train, 2000)))
-    print(f"\n{checkpoint}: {len(train)} training pairs, {steps} steps of {batch_size}\n")
+    print(f"\n{checkpoint}: words on their own object (test_heldout, chance 0.5)\n")
+    print("| word | localised |\n|---|---|")
+    for kind, share in local.items():
+        print(f"| {kind} | {share:.3f} |")
+    print(f"\n{len(train)} training pairs, {steps} steps of {batch_size}\n")
     print("| pairs | accuracy |\n|---|---|")
     print(f"| train (2000 sampled) | {train_accuracy:.3f} |")
     for name, pairs in test.items():

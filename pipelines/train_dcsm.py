@@ -1,6 +1,6 @@
 """Train a DCSM scorer on a frozen backbone's cached dense features and compare with its cosine.
 
-    python pipelines/train_dcsm.py                # clevr_pairs, backbone of train_occlip's CLIP
+    python pipelines/train_dcsm.py                # clevr_pairs, train_occlip's mean-pooled CLIP
     python pipelines/train_dcsm.py backbone_checkpoint= backbone=ViT-B-16 pretrained=openai
     python pipelines/train_dcsm.py --config pipelines/configs/smoke/train_dcsm.yaml
 
@@ -51,6 +51,7 @@ class DcsmOptions:
     dropout: float = 0.1
     logit_dropout: bool = True
     negative_kinds: list[str] = field(default_factory=list)  # empty = every kind
+    in_batch_negatives: bool = True  # False: each scene against its own candidates only
 
     def model_options(self) -> dict[str, Any]:
         options = asdict(self)
@@ -61,7 +62,7 @@ class DcsmOptions:
 
 @dataclass
 class TrainDcsmConfig:
-    backbone_checkpoint: str = "outputs/train_occlip/clip/checkpoint"  # any bindkit checkpoint
+    backbone_checkpoint: str = "outputs/train_occlip_dense/clip/checkpoint"  # any bindkit one
     fallback: bool = True  # checkpoint missing: use a random-init ``backbone`` (and say so)
     backbone: str = "tiny"  # small config or open_clip name, when no checkpoint is used
     pretrained: str = ""  # open_clip tag or local weights for ``backbone``

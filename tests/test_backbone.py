@@ -51,6 +51,26 @@ def test_projected_eot_token_is_the_pooled_text_embedding(backbone):
     assert mask.sum(-1).tolist() == (eot + 1).tolist()
 
 
+def test_dense_config_pools_the_mean_of_its_projected_tokens(images):
+    """tiny-dense: the cosine a CLIP loss trains is the mean of every word and every patch."""
+    torch.manual_seed(0)
+    dense = build_backbone("tiny-dense").eval()
+    ids = dense.tokenize(CAPTIONS)
+    with torch.no_grad():
+        text, words, mask = dense.text_tokens(ids)
+        image, patches = dense.image_tokens(images)
+        encoded = dense.encode_image(images)
+    eot = ids.argmax(-1)
+    for b in range(len(CAPTIONS)):
+        torch.testing.assert_close(text[b], words[b, 1 : eot[b] + 1].mean(0), atol=1e-5, rtol=0)
+    torch.testing.assert_close(image, patches[:, 1:].mean(1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(encoded, image, atol=0, rtol=0)
+    rebuilt = Backbone.from_config(dense.config, load_pretrained=False)
+    assert rebuilt.text_pool == "mean" and rebuilt.model.visual.pool_type == "avg"
+    with pytest.raises(ValueError, match="text_pool"):
+        build_backbone("tiny", text_pool="max")
+
+
 def test_short_context_gives_the_same_embedding_as_the_full_context(backbone):
     """Causal mask: positions < L never see later ones, so truncating the padding is exact."""
     with torch.no_grad():

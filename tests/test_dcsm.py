@@ -174,3 +174,34 @@ def test_batch_contrasts_positives_with_hard_negatives_and_training_lowers_the_l
         optimizer.step()
     assert loss.item() < 0.7 * first
     assert all(p.grad is None for p in model.backbone.parameters())
+
+
+def test_own_block_loss_scores_each_scene_only_against_its_own_candidates(rows):
+    """in_batch_negatives=False: the pair path equals the full matrix on the block, and a
+    one-scene batch (where the block is the whole matrix) gives the reference loss exactly."""
+    from components.models.features import ShardFeatures
+
+    torch.manual_seed(0)
+    full = create_model("dcsm", BACKBONE, context_length=20, dropout=0.0)
+    block = create_model("dcsm", BACKBONE, context_length=20, dropout=0.0, in_batch_negatives=False)
+    block.head.load_state_dict(full.head.state_dict())
+    feature_rows = ShardFeatures(BACKBONE, context_length=20)(rows).to_pylist()
+    torch.manual_seed(1)
+    batch = full.collate(feature_rows)
+    own = batch["image_scene"][:, None] == batch["text_scene"][None, :]
+    assert own.sum() < own.numel()  # other scenes' captions exist and are left out
+    pairs = own.nonzero()
+    with torch.no_grad():
+        matrix = full.score_features(
+            batch["image_tokens"], batch["text_tokens"], batch["functional"]
+        )
+        paired = block.score_pairs(
+            batch["image_tokens"], batch["text_tokens"], batch["functional"], pairs
+        )
+    torch.testing.assert_close(paired, matrix[pairs[:, 0], pairs[:, 1]], atol=1e-5, rtol=0)
+    # Same block scores, fewer terms in every softmax denominator: strictly lower.
+    assert block.loss(batch)[0] < full.loss(batch)[0]
+    for row in feature_rows[:3]:
+        torch.manual_seed(2)
+        one = full.collate([row])
+        torch.testing.assert_close(block.loss(one)[0], full.loss(one)[0], atol=1e-5, rtol=0)

@@ -15,6 +15,12 @@ context, at a fraction of the cost.
 Architectures are data: a few small configs for tests and CPU runs live in ``SMALL_CONFIGS``;
 any other name is handed to ``open_clip.create_model``. Nothing is downloaded unless a
 pretrained tag is asked for.
+
+Pooling decides which tokens a contrastive loss trains. A tower's own pooling (CLS, EOT)
+trains one token per side and leaves the others free, so the token x patch maps DCSM reads
+need not line up word with region. ``tiny-dense`` pools by the mean of the projected tokens on
+both sides (open_clip's ``pool_type="avg"`` for the image, ``text_pool="mean"`` here for the
+text), so its cosine is the mean of its dense map and every word and patch is trained.
 """
 
 from __future__ import annotations
@@ -27,6 +33,18 @@ import torch
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from open_clip.transformer import text_global_pool
 from torch import nn
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict update: small-config overrides may change one field of vision_cfg."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
 
 # Small architectures for tests and laptop runs, as overrides of an open_clip config
 # (``create_model(base, **kwargs)`` replaces whole sub-dicts, so each one is complete).
@@ -70,15 +88,11 @@ SMALL_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Recursive dict update: small-config overrides may change one field of vision_cfg."""
-    merged = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+# Mean pooling on both sides (module docstring): the backbone DCSM's maps can be read from.
+SMALL_CONFIGS["tiny-dense"] = _merge(
+    SMALL_CONFIGS["tiny"], {"text_pool": "mean", "vision_cfg": {"pool_type": "avg"}}
+)
+TEXT_POOLS = ("tower", "mean")
 
 
 class Backbone(nn.Module):
@@ -101,6 +115,7 @@ class Backbone(nn.Module):
             **copy.deepcopy(overrides),
         }
         overrides = dict(overrides)
+        text_pool = overrides.pop("text_pool", None)
         quick_gelu = bool(overrides.pop("quick_gelu", False))
         preprocess_cfg = overrides.pop("preprocess_cfg", None)
         if pretrained and name not in SMALL_CONFIGS and not quick_gelu:
@@ -113,6 +128,8 @@ class Backbone(nn.Module):
         if name in SMALL_CONFIGS:
             spec = _merge(SMALL_CONFIGS[name], overrides)
             base = spec.pop("base")
+            text_pool = text_pool or spec.pop("text_pool", None)
+            spec.pop("text_pool", None)
             if image_size is not None:
                 spec["vision_cfg"]["image_size"] = image_size
             if context_length is not None:
@@ -131,6 +148,9 @@ class Backbone(nn.Module):
             pretrained_image=False,
             **model_kwargs,
         )
+        self.text_pool = text_pool or "tower"
+        if self.text_pool not in TEXT_POOLS:
+            raise ValueError(f"text_pool must be one of {TEXT_POOLS}, got {self.text_pool!r}")
         if not hasattr(self.model, "token_embedding") and not hasattr(
             getattr(self.model, "text", None), "token_embedding"
         ):
@@ -200,10 +220,11 @@ class Backbone(nn.Module):
     def text_tokens(
         self, tokens: torch.Tensor, layer: int = -1, pooled_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """(pooled (B, D) at EOT, tokens (B, L, D) projected or None, mask (B, L) bool).
+        """(pooled (B, D), tokens (B, L, D) projected or None, mask (B, L) bool).
 
-        Every position goes through ln_final and the text projection, so tokens[b, eot_b]
-        equals ``encode_text`` exactly when layer=-1.
+        Every position goes through ln_final and the text projection, so with the tower's
+        pooling tokens[b, eot_b] equals ``encode_text`` exactly when layer=-1; with
+        ``text_pool="mean"`` the pooled embedding is the mean of tokens[b, 1:eot_b + 1].
         """
         parts = self._text_parts()
         if parts["special"]:
@@ -227,10 +248,19 @@ class Backbone(nn.Module):
             x, attn_mask=attn_mask, indices=[layer], stop_early=True
         )
         x = parts["ln_final"](hidden[-1])  # (B, L, W)
-        pooled = text_global_pool(x, tokens, parts["pool_type"], eos_token_id=parts["eos_id"])
+        mask = tokens != self.pad_id
+        if self.text_pool == "mean":
+            # Every word after the start token, EOT included; projection is linear, so this
+            # is the mean of the projected tokens.
+            words = mask.clone()
+            words[:, 0] = False
+            weights = words.to(x.dtype) / words.sum(1, keepdim=True).clamp(min=1)
+            pooled = torch.einsum("bl,blw->bw", weights, x)
+        else:
+            pooled = text_global_pool(x, tokens, parts["pool_type"], eos_token_id=parts["eos_id"])
         pooled = self._project_text(pooled)  # (B, D)
         projected = None if pooled_only else self._project_text(x)  # (B, L, D)
-        return pooled, projected, tokens != self.pad_id
+        return pooled, projected, mask
 
     def _project_text(self, x: torch.Tensor) -> torch.Tensor:
         projection = self._text_parts()["text_projection"]

@@ -13,6 +13,12 @@ while ``score`` runs the backbone on raw images and texts (the Scorer protocol):
 Loss (dcsm.md 1.6): rows are B images + the hard-negative (counterfactual) images, columns
 are B captions + B hard-negative captions; symmetric cross-entropy over the raw scores, no
 temperature. A negative caption without an image (negation) is a column only.
+
+``in_batch_negatives=False`` keeps only each scene's own block of that matrix (its image and
+counterfactual image against its caption and hard negative). Other scenes' captions are easy
+negatives that cost a map each and teach nothing about binding: the full matrix grows with
+B^2 and a CPU budget of batch 8 then sees one hard negative per scene per step, while the
+block costs O(B) and lets the batch grow to 64.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ class DCSM(nn.Module):
         dropout: float = 0.1,
         logit_dropout: bool = True,
         negative_kinds: Sequence[str] | None = None,
+        in_batch_negatives: bool = True,
     ) -> None:
         super().__init__()
         if normalize not in NORMALIZATIONS:
@@ -84,6 +91,7 @@ class DCSM(nn.Module):
             "dropout": dropout,
             "logit_dropout": logit_dropout,
             "negative_kinds": list(negative_kinds) if negative_kinds else None,
+            "in_batch_negatives": bool(in_batch_negatives),
         }
         # Fixed, never trained; a buffer so checkpoints carry the exact vectors (detail 3).
         self.register_buffer(
@@ -124,8 +132,11 @@ class DCSM(nn.Module):
         self, image_tokens: torch.Tensor, text_tokens: torch.Tensor, columns: torch.Tensor
     ) -> torch.Tensor:
         """(I, T, Ni, Lt) normalised maps with functional columns replaced."""
-        maps = similarity_maps(image_tokens.float(), text_tokens.float())
-        maps = replace_functional(maps, columns.to(maps.device), self.signatures)
+        return self._prepare(similarity_maps(image_tokens.float(), text_tokens.float()), columns)
+
+    def _prepare(self, cosines: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """(I, T, Ni, Lt) cosines + (T, Lt) functional ids -> what the head reads."""
+        maps = replace_functional(cosines, columns.to(cosines.device), self.signatures)
         return normalize_maps(maps, self.options["normalize"])
 
     def score_features(
@@ -135,6 +146,18 @@ class DCSM(nn.Module):
         maps = self.maps(image_tokens, text_tokens, columns)
         I, T = maps.shape[:2]
         return self.head(maps.flatten(0, 1)).view(I, T).float()
+
+    def score_pairs(
+        self,
+        image_tokens: torch.Tensor,
+        text_tokens: torch.Tensor,
+        columns: torch.Tensor,
+        pairs: torch.Tensor,
+    ) -> torch.Tensor:
+        """(P,) scores of the (image index, text index) rows of ``pairs`` (P, 2) only."""
+        images, texts = image_tokens[pairs[:, 0]].float(), text_tokens[pairs[:, 1]].float()
+        cosines = torch.einsum("pnd,pld->pnl", images, texts)[None]  # (1, P, Ni, Lt)
+        return self.head(self._prepare(cosines, columns[pairs[:, 1]])[0]).float()
 
     # -- training on cached features --------------------------------------------------------
     def _decode(self, blob: bytes, kind: str, row: dict[str, Any]) -> torch.Tensor:
@@ -151,8 +174,8 @@ class DCSM(nn.Module):
         """
         kinds = self.options["negative_kinds"]
         images, texts, captions, cf_images = [], [], [], []
-        neg_texts, neg_captions, neg_image = [], [], []
-        for row in rows:
+        neg_texts, neg_captions, neg_image, neg_scene = [], [], [], []
+        for i, row in enumerate(rows):
             images.append(self._decode(row["image_tokens"], "image", row))
             negatives = [n for n in row.get("negatives") or [] if not kinds or n["kind"] in kinds]
             negative = negatives[int(torch.randint(len(negatives), ()))] if negatives else None
@@ -166,6 +189,7 @@ class DCSM(nn.Module):
             if negative is not None:
                 neg_texts.append(self._decode(negative["caption_tokens"], "text", row))
                 neg_captions.append(negative["caption"])
+                neg_scene.append(i)
                 has_image = negative.get("image_tokens") is not None
                 neg_image.append(has_image)
                 if has_image:
@@ -173,10 +197,13 @@ class DCSM(nn.Module):
         B, K = len(rows), len(cf_images)
         image_target = list(range(B))
         text_target = list(range(B))
+        image_scene, text_scene = list(range(B)), list(range(B))
         for j, has_image in enumerate(neg_image):
+            text_scene.append(neg_scene[j])
             if has_image:
                 text_target.append(len(image_target))
                 image_target.append(B + j)
+                image_scene.append(neg_scene[j])
             else:
                 text_target.append(-1)
         all_captions = captions + neg_captions
@@ -189,13 +216,25 @@ class DCSM(nn.Module):
             "image_target": torch.tensor(image_target),  # (B + K,) column of each image
             "text_target": torch.tensor(text_target),  # (B + N,) row of each text or -1
             "text_group": torch.tensor([groups[c] for c in all_captions]),  # equal captions
+            "image_scene": torch.tensor(image_scene),  # (B + K,) the row each image came from
+            "text_scene": torch.tensor(text_scene),  # (B + N,) the row each text came from
         }
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """CE(S, targets) + CE(S^T, targets) over raw scores; duplicate captions masked out."""
-        scores = self.score_features(
-            batch["image_tokens"], batch["text_tokens"], batch["functional"]
-        )  # (I, T)
+        """CE(S, targets) + CE(S^T, targets) over raw scores; duplicate captions masked out.
+
+        Without in-batch negatives only each scene's own block of S is scored; the rest is -inf.
+        """
+        image_tokens, text_tokens = batch["image_tokens"], batch["text_tokens"]
+        if self.options["in_batch_negatives"]:
+            scores = self.score_features(image_tokens, text_tokens, batch["functional"])
+        else:
+            own = batch["image_scene"][:, None] == batch["text_scene"][None, :]  # (I, T)
+            pairs = own.nonzero()
+            scores = torch.full(own.shape, float("-inf"), device=image_tokens.device)
+            scores[pairs[:, 0], pairs[:, 1]] = self.score_pairs(
+                image_tokens, text_tokens, batch["functional"], pairs.to(image_tokens.device)
+            )
         image_target, text_target = batch["image_target"], batch["text_target"]
         group = batch["text_group"]
         I, T = scores.shape

@@ -33,6 +33,9 @@ class TrainConfig:
     head_lr: float = 1e-3
     weight_decay: float = 0.1
     warmup_steps: int = 50
+    lr_floor: float = 0.0  # cosine decays to lr_floor x the base LR; 1.0 = constant
+    beta2: float = 0.98  # AdamW (CLIP's); Adam's default 0.999 for small heads from scratch
+    eps: float = 1e-6
     grad_clip: float = 1.0
     checkpoint_every: int = 200
     log_every: int = 20
@@ -91,8 +94,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
 
     model = create_model(**loop_config["model"])
-    optimizer = build_optimizer(model, config.backbone_lr, config.head_lr, config.weight_decay)
-    scheduler = warmup_cosine(optimizer, config.warmup_steps, config.steps)
+    optimizer = build_optimizer(
+        model, config.backbone_lr, config.head_lr, config.weight_decay, config.beta2, config.eps
+    )
+    scheduler = warmup_cosine(optimizer, config.warmup_steps, config.steps, config.lr_floor)
     step = 0
     resume = ray.train.get_checkpoint()
     resume_dir = (
