@@ -128,8 +128,8 @@ class Backbone(nn.Module):
         if name in SMALL_CONFIGS:
             spec = _merge(SMALL_CONFIGS[name], overrides)
             base = spec.pop("base")
-            text_pool = text_pool or spec.pop("text_pool", None)
-            spec.pop("text_pool", None)
+            config_pool = spec.pop("text_pool", None)  # an explicit text_pool wins
+            text_pool = text_pool or config_pool
             if image_size is not None:
                 spec["vision_cfg"]["image_size"] = image_size
             if context_length is not None:
