@@ -37,6 +37,15 @@ def model():
     return create_model("dcsm", BACKBONE, context_length=20).eval()
 
 
+@pytest.fixture(scope="module")
+def feature_rows(rows):
+    """Cache rows of ``rows`` from a seeded random-init backbone, as the trainer reads them."""
+    from components.models.features import ShardFeatures
+
+    torch.manual_seed(0)
+    return ShardFeatures(BACKBONE, context_length=20)(rows).to_pylist()
+
+
 def images_of(table, n):
     return [Image.open(io.BytesIO(b)).convert("RGB") for b in table.column("image").to_pylist()[:n]]
 
@@ -151,12 +160,11 @@ def test_checkpoint_reload_reproduces_scores_and_signatures(tmp_path, rows):
     )
 
 
-def test_batch_contrasts_positives_with_hard_negatives_and_training_lowers_the_loss(rows):
-    from components.models.features import ShardFeatures
-
+def test_batch_contrasts_positives_with_hard_negatives_and_training_lowers_the_loss(
+    feature_rows,
+):
     torch.manual_seed(0)
     model = create_model("dcsm", BACKBONE, context_length=20, dropout=0.0)
-    feature_rows = ShardFeatures(BACKBONE, context_length=20)(rows).to_pylist()
     batch = model.collate(feature_rows)
     B = len(feature_rows)
     assert batch["text_tokens"].shape[0] == 2 * B  # every row has one chosen negative
@@ -176,16 +184,13 @@ def test_batch_contrasts_positives_with_hard_negatives_and_training_lowers_the_l
     assert all(p.grad is None for p in model.backbone.parameters())
 
 
-def test_own_block_loss_scores_each_scene_only_against_its_own_candidates(rows):
+def test_own_block_loss_scores_each_scene_only_against_its_own_candidates(feature_rows):
     """in_batch_negatives=False: the pair path equals the full matrix on the block, and a
     one-scene batch (where the block is the whole matrix) gives the reference loss exactly."""
-    from components.models.features import ShardFeatures
-
     torch.manual_seed(0)
     full = create_model("dcsm", BACKBONE, context_length=20, dropout=0.0)
     block = create_model("dcsm", BACKBONE, context_length=20, dropout=0.0, in_batch_negatives=False)
     block.head.load_state_dict(full.head.state_dict())
-    feature_rows = ShardFeatures(BACKBONE, context_length=20)(rows).to_pylist()
     torch.manual_seed(1)
     batch = full.collate(feature_rows)
     own = batch["image_scene"][:, None] == batch["text_scene"][None, :]

@@ -233,7 +233,7 @@ class DCSM(nn.Module):
             pairs = own.nonzero()
             scores = torch.full(own.shape, float("-inf"), device=image_tokens.device)
             scores[pairs[:, 0], pairs[:, 1]] = self.score_pairs(
-                image_tokens, text_tokens, batch["functional"], pairs.to(image_tokens.device)
+                image_tokens, text_tokens, batch["functional"], pairs
             )
         image_target, text_target = batch["image_target"], batch["text_target"]
         group = batch["text_group"]
