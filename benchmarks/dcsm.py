@@ -13,6 +13,9 @@ caption, hard negative and counterfactual image only).
 
 from __future__ import annotations
 
+import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+
+# isort: split
 import statistics
 import sys
 import tempfile

@@ -18,6 +18,9 @@ word-to-region alignment, below 0.5 one that points at the wrong object.
 
 from __future__ import annotations
 
+import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+
+# isort: split
 import random
 import sys
 from pathlib import Path

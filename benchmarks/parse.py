@@ -12,6 +12,9 @@ over the extra seconds, which cancels it.
 
 from __future__ import annotations
 
+import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+
+# isort: split
 import random
 import sys
 import time

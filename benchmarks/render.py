@@ -6,6 +6,9 @@ build with 1 vs 2 actors (ratio, measured in the same run because these machines
 
 from __future__ import annotations
 
+import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+
+# isort: split
 import sys
 import tempfile
 import time

@@ -1,93 +1,160 @@
 """OC-CLIP vs CLIP training step time at the same backbone and batch, and the share of a
 Ray Train step spent waiting for data (streaming + decode + collate).
 
-    python benchmarks/train_step.py [batch=32] [steps=20] [backbone=tiny] [ray_steps=40]
+    python benchmarks/train_step.py out=DIR [batch=32] [steps=30] [backbone=tiny]
+        [image_size=0] [ray_steps=100] [profile=0]
+    python benchmarks/train_step.py out=DIR backbone=ViT-B-16 image_size=224 batch=8 \
+        steps=3 ray_steps=0                        # the ratio at ViT-B/16 shapes (random init)
 
-Step times are measured in-process on one thread (ratio in one run: the machine is
-shared); the data-wait share comes from the real Ray Train loop on 1 CPU worker.
+In-process step times (forward + backward + AdamW, one thread, collate excluded) alternate
+CLIP and OC-CLIP steps, so load from other processes on a shared machine falls on both
+alike; the ratio is of their medians. The Ray Train part runs the real loop (decode stage,
+1 CPU worker) for ``ray_steps`` steps per model on one epoch of rows, and reads the
+loop's steady-state data-wait share (the pipeline's start-up, paid once, is excluded and
+reported as ``startup_seconds``). ``profile=1`` writes torch.profiler's top operators per
+model to DIR/profile_<model>.txt. Everything lands in DIR/results.json.
 """
 
 from __future__ import annotations
 
+import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+
+# isort: split
+import json
 import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
+import pyarrow as pa
 import torch
 
 from components.data.synthetic import SceneRowBuilder, SyntheticSpec
 from components.models.registry import create_model
 from components.training.loop import TrainConfig
 from components.training.optim import build_optimizer
+from components.training.progress import quiet_library_logs
 from components.training.trainer import ScalingSettings, fit
 
+MODELS = ("clip", "occlip")
+DISTINCT_ROWS = 256  # rendered once, repeated to fill a Ray run's epoch
 
-def step_seconds(name: str, rows: list[dict], batch: int, steps: int, backbone: str) -> float:
-    """Median wall time of collate-free forward + backward + optimiser step."""
-    torch.manual_seed(0)
-    model = create_model(name, {"name": backbone})
-    optimizer = build_optimizer(model, 1e-4, 1e-4, 0.0)
-    collated = model.collate(rows[:batch])
-    times = []
-    for _ in range(steps + 2):
+
+def backbone_spec(options: dict[str, str]) -> dict:
+    spec = {"name": options.get("backbone", "tiny")}
+    if int(options.get("image_size", 0)):
+        spec["image_size"] = int(options["image_size"])
+    return spec
+
+
+def in_process_steps(rows: list[dict], batch: int, steps: int, backbone: dict, out: Path | None):
+    """Median seconds per step of each model, steps interleaved; optional profile tables."""
+    runs = {}
+    for name in MODELS:
+        torch.manual_seed(0)
+        model = create_model(name, backbone)
+        optimizer = build_optimizer(model, 1e-4, 1e-4, 0.0)
+        runs[name] = (model, optimizer, model.collate(rows[:batch]))
+
+    def step(name: str) -> float:
+        model, optimizer, collated = runs[name]
         start = time.perf_counter()
         loss, _ = model.loss(collated)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[2:])
+        return time.perf_counter() - start
+
+    for name in MODELS:  # warm-up: allocator, lazy inits
+        step(name)
+    times: dict[str, list[float]] = {name: [] for name in MODELS}
+    for _ in range(steps):
+        for name in MODELS:
+            times[name].append(step(name))
+    if out is not None:
+        from torch.profiler import ProfilerActivity, profile
+
+        for name in MODELS:
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for _ in range(3):
+                    step(name)
+            table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+            (out / f"profile_{name}.txt").write_text(f"{name}: 3 steps\n{table}\n")
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
-def main(argv: list[str]) -> None:
-    options = dict(arg.split("=", 1) for arg in argv)
-    batch, steps = int(options.get("batch", 32)), int(options.get("steps", 20))
-    backbone, ray_steps = options.get("backbone", "tiny"), int(options.get("ray_steps", 40))
-    torch.set_num_threads(1)
-    rows = SceneRowBuilder(SyntheticSpec("clevr_pairs", 0, 0.7, 64), "train").table(
-        list(range(max(batch, 256)))
-    )
-    pylist = rows.to_pylist()
-    timings = {
-        name: step_seconds(name, pylist, batch, steps, backbone) for name in ("clip", "occlip")
-    }
-    print(f"| model ({backbone}, batch {batch}, 1 thread) | s/step |")
-    print("|---|---|")
-    for name, seconds in timings.items():
-        print(f"| {name} | {seconds:.3f} |")
-    print(f"| ratio occlip/clip | {timings['occlip'] / timings['clip']:.2f}x |")
-
+def ray_loop(table: pa.Table, batch: int, steps: int, backbone: dict) -> dict[str, dict]:
+    """The real Ray Train loop on 1 CPU worker: seconds per step, data wait, start-up."""
     import ray.data
 
     from components.runtime import init_ray
 
     init_ray()
-    dataset = ray.data.from_arrow(rows.select(["image", "caption", "graph"]))
-    print()
-    print(f"| Ray Train loop, 1 CPU worker, {ray_steps} steps | s/step | data wait share |")
-    print("|---|---|---|")
-    for name in ("clip", "occlip"):
+    repeats = -(-(steps + 1) * batch // table.num_rows)  # one epoch covers every step
+    dataset = ray.data.from_arrow(pa.concat_tables([table] * repeats))
+    results = {}
+    for name in MODELS:
         config = TrainConfig(
-            steps=ray_steps,
-            batch_size=batch,
-            warmup_steps=1,
-            checkpoint_every=ray_steps,
-            log_every=ray_steps,
+            steps=steps, batch_size=batch, warmup_steps=1, checkpoint_every=steps, log_every=steps
         )
         with tempfile.TemporaryDirectory() as storage:
             result = fit(
-                {"name": name, "backbone": {"name": backbone}},
+                {"name": name, "backbone": backbone},
                 config,
                 dataset,
                 ScalingSettings(num_workers=1),
                 storage,
                 f"bench-{name}",
             )
-        metrics = result.metrics
-        print(
-            f"| {name} | {metrics['seconds_per_step']:.3f} | {metrics['data_wait_fraction']:.1%} |"
+        results[name] = {
+            key: result.metrics[key]
+            for key in ("seconds_per_step", "data_wait_fraction", "startup_seconds")
+        }
+    return results
+
+
+def main(argv: list[str]) -> dict:
+    options = dict(arg.split("=", 1) for arg in argv)
+    if "out" not in options:
+        raise SystemExit("usage: python benchmarks/train_step.py out=DIR [key=value ...]")
+    out = Path(options["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    batch, steps = int(options.get("batch", 32)), int(options.get("steps", 30))
+    ray_steps = int(options.get("ray_steps", 100))
+    backbone = backbone_spec(options)
+    torch.set_num_threads(1)  # as in the Train worker (1 CPU)
+    quiet_library_logs()
+    table = SceneRowBuilder(SyntheticSpec("clevr_pairs", 0, 0.7, 64), "train").table(
+        list(range(max(batch, DISTINCT_ROWS)))
+    )
+    table = table.select(["image", "caption", "graph"])
+    profile_dir = out if options.get("profile", "0") == "1" else None
+    seconds = in_process_steps(table.to_pylist(), batch, steps, backbone, profile_dir)
+    results = {
+        "backbone": backbone,
+        "batch": batch,
+        "in_process": {"seconds_per_step": seconds, "steps": steps, "threads": 1},
+        "step_ratio_occlip_clip": seconds["occlip"] / seconds["clip"],
+    }
+    write_results(out, results)  # the in-process numbers survive a failed Ray part
+    if ray_steps:
+        loop = ray_loop(table, batch, ray_steps, backbone)
+        results["ray_train"] = {"steps": ray_steps, **loop}
+        results["seconds_per_step"] = {m: loop[m]["seconds_per_step"] for m in MODELS}
+        results["data_wait_fraction"] = {m: loop[m]["data_wait_fraction"] for m in MODELS}
+        results["ray_step_ratio_occlip_clip"] = (
+            loop["occlip"]["seconds_per_step"] / loop["clip"]["seconds_per_step"]
         )
+    else:
+        results["seconds_per_step"] = seconds
+    write_results(out, results)
+    print(json.dumps(results, indent=2))
+    return results
+
+
+def write_results(out: Path, results: dict) -> None:
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

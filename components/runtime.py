@@ -28,10 +28,25 @@ def init_ray(num_cpus: int | None = None) -> None:
 
     if ray.is_initialized():
         return
-    env = {"env_vars": {**runtime_env_vars(), "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}}
+    env = {
+        "env_vars": {**runtime_env_vars(), "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"},
+        "worker_process_setup_hook": "components.runtime.use_own_cluster_address",
+    }
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], runtime_env=env)
     else:
         local = num_cpus or max(MIN_LOCAL_CPUS, os.cpu_count() or 1)
         ray.init(address="local", num_cpus=local, include_dashboard=False, runtime_env=env)
     ray.data.DataContext.get_current().enable_progress_bars = sys.stderr.isatty()
+
+
+def use_own_cluster_address() -> None:
+    """Ray worker start-up hook: RAY_ADDRESS = this worker's own cluster.
+
+    Ray Train's PlacementGroupCleaner asks the State API whether the controller lives; with
+    no RAY_ADDRESS the API looks for Ray on the host and, where two local clusters run (a
+    test session's and a pipeline's, or two users'), raises "Found multiple active Ray
+    instances" in a thread, printing a traceback every run (issue 23)."""
+    import ray
+
+    os.environ.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 DEFAULT_DB = "mlflow.db"
-OUTPUT_FILES = ("config.yaml", "results.json", "report.md")
+OUTPUT_FILES = ("config.yaml", "results.json", "report.md", "report.html")
 
 
 def tracking_uri() -> str:
@@ -40,21 +41,153 @@ def runtime_env_vars() -> dict[str, str]:
     return {"MLFLOW_TRACKING_URI": tracking_uri()}
 
 
+PID_TAG, HOST_TAG = "bindkit.pid", "bindkit.host"
+PARAM_CHARS = 500  # long lists are cut: MLflow params are for filtering, config.yaml is whole
+# Driver-side map from a trained model (its checkpoint directory, or the model object) to
+# the MLflow run that trained it and the folder for its plots, so the evaluation of that
+# model lands on the same run (the run itself closes when fit returns).
+_MODEL_RUNS: dict[str, tuple[str, Path]] = {}
+
+
+def _model_key(model: Any) -> str:
+    if isinstance(model, str | Path):
+        return str(Path(model).resolve())
+    return f"object-{id(model)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_killed_runs(experiment: str) -> list[str]:
+    """Close RUNNING runs whose driver on this host is dead (kill -9), and their children.
+
+    Without this a killed pipeline leaves its run RUNNING forever; it is marked KILLED on
+    the next start of any pipeline in the same experiment. Runs of other hosts are left
+    alone: their process cannot be checked from here.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri())
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    running = client.search_runs([found.experiment_id], "attributes.status = 'RUNNING'")
+    host = socket.gethostname()
+    dead = {
+        r.info.run_id
+        for r in running
+        if r.data.tags.get(HOST_TAG) == host
+        and r.data.tags.get(PID_TAG, "").isdigit()
+        and not _pid_alive(int(r.data.tags[PID_TAG]))
+    }
+    parents = {r.info.run_id: r.data.tags.get("mlflow.parentRunId") for r in running}
+    changed = True
+    while changed:  # children, grandchildren... of a dead driver's run
+        children = {run for run, parent in parents.items() if parent in dead} - dead
+        dead |= children
+        changed = bool(children)
+    for run_id in sorted(dead):
+        client.set_terminated(run_id, status="KILLED")
+    return sorted(dead)
+
+
 @contextlib.contextmanager
 def pipeline_run(
     experiment: str, run_name: str, params: dict[str, Any] | None = None
 ) -> Iterator[Any]:
-    """Start an MLflow run with flattened params; yields the active run."""
+    """Start an MLflow run with flattened params; yields the active run.
+
+    The run is tagged with this process's pid and host so a later start can tell that it
+    was killed (``mark_killed_runs``).
+    """
+    import mlflow
+
+    configure(experiment)
+    killed = mark_killed_runs(experiment)
+    if killed:
+        print(f"marked {len(killed)} MLflow run(s) of killed processes as KILLED", flush=True)
+    tags = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    with mlflow.start_run(run_name=run_name, tags=tags) as run:
+        if params:
+            log_config_params(params)
+        yield run
+
+
+def log_config_params(params: dict[str, Any], **extra: Any) -> None:
+    """Every resolved config key (dotted) plus ``extra`` as params of the active run."""
     import mlflow
 
     from components.config import flatten
 
-    configure(experiment)
-    with mlflow.start_run(run_name=run_name) as run:
-        if params:
-            flat = {k: str(v)[:500] for k, v in flatten(params).items()}
-            mlflow.log_params(flat)
-        yield run
+    flat = {k: str(v)[:PARAM_CHARS] for k, v in flatten({**params, **extra}).items()}
+    mlflow.log_params(flat)
+
+
+def remember_model_run(model: Any, run_id: str, folder: str | Path) -> None:
+    """Record which run trained ``model`` (a checkpoint path or the model object) and
+    where its galleries go (see ``log_model_eval``)."""
+    _MODEL_RUNS[_model_key(model)] = (run_id, Path(folder))
+
+
+def model_run(model: Any) -> tuple[str, Path] | None:
+    """(run id, plot folder) recorded for ``model``, None when this process did not train it."""
+    return _MODEL_RUNS.get(_model_key(model))
+
+
+def finish_model_run(run_id: str, checkpoint: str | Path) -> None:
+    """Attach a trained model's checkpoint and its training curves to its run.
+
+    The checkpoint is a plain bindkit checkpoint directory (config + safetensors):
+    ``mlflow artifacts download`` hands back exactly what ``load_checkpoint`` reads.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from components.evaluation.report import plot_curves
+
+    client = MlflowClient(tracking_uri())
+    client.log_artifacts(run_id, str(checkpoint), "checkpoint")
+    remember_model_run(checkpoint, run_id, Path(checkpoint).parent)
+    history = {
+        key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
+        for key in client.get_run(run_id).data.metrics
+    }
+    path = plot_curves(history, Path(checkpoint).parent / "plots" / "curves.png")
+    if path is not None:
+        client.log_artifact(run_id, str(path), "plots")
+
+
+def log_model_eval(
+    model: Any, split: str, evaluations: dict[str, Any], gallery_limit: int = 12
+) -> None:
+    """Per-suite accuracy and a failure gallery of one model, on the run that trained it.
+
+    ``model`` is a checkpoint path or the model object; ``evaluations`` maps suite ->
+    EvalResult. Nothing happens for a model this process did not train (evaluating
+    someone else's model must not write into their run).
+    """
+    recorded = model_run(model)
+    if recorded is None:
+        return
+    run_id, folder = recorded
+    from mlflow.tracking import MlflowClient
+
+    from components.evaluation.report import plot_failures
+
+    client = MlflowClient(tracking_uri())
+    for suite, result in evaluations.items():
+        accuracy = float(result.summary()["accuracy"])
+        client.log_metric(run_id, f"{split}.{suite}", accuracy)
+        name = f"{split}__{suite.replace('/', '_')}.png"
+        gallery = plot_failures(result, folder / "failures" / name, limit=gallery_limit)
+        if gallery is not None:
+            client.log_artifact(run_id, str(gallery), "failures")
 
 
 def log_results(results: dict[str, Any], prefix: str = "") -> None:
@@ -83,14 +216,59 @@ def write_outputs(out: str | Path, config: Any, results: dict[str, Any], report:
     (out / "report.md").write_text(report)
     import mlflow
 
-    if mlflow.active_run() is not None:  # every pipeline run keeps its headline files
+    from components.report_html import write_report_html
+
+    active = mlflow.active_run()
+    write_report_html(
+        out,
+        report,
+        tracking_uri(),
+        active.info.experiment_id if active else None,
+        active.info.run_id if active else None,
+    )
+    if active is not None:  # every pipeline run keeps its headline files
         for name in OUTPUT_FILES:
             mlflow.log_artifact(str(out / name))
+    from components.jobs import announce_outputs
+
+    announce_outputs(out)
     return out
 
 
 def log_outputs(out: str | Path) -> None:
-    """Attach an output folder's files to the active MLflow run."""
+    """Attach an output folder's reports and plots to the active MLflow run.
+
+    Only files at the top of ``out`` and PNGs below it: a sweep's out/ also holds every
+    trial's checkpoints (out/tune), which belong to the trials, not to the summary.
+    """
     import mlflow
 
-    mlflow.log_artifacts(str(out))
+    out = Path(out)
+    for path in sorted(out.iterdir()):
+        if path.is_file() and not path.name.startswith("."):
+            mlflow.log_artifact(str(path))
+    for path in sorted(out.rglob("*.png")):
+        if path.parent != out and "tune" not in path.relative_to(out).parts:
+            mlflow.log_artifact(str(path), str(path.parent.relative_to(out)))
+
+
+def trial_logger(experiment: str) -> Any:
+    """Ray Tune callback: one MLflow run per trial, config as params, metrics on the step.
+
+    Ray's MLflowLoggerCallback also logs the flattened ``config/*`` as metrics (93 of them
+    per trial) and uses Tune's iteration as the x axis; a trial that reports ``step`` (the
+    training step) is plotted against that instead.
+    """
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    class TrialLogger(MLflowLoggerCallback):
+        def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
+            metrics = {
+                k: v for k, v in result.items() if k != "config" and not k.startswith("config/")
+            }
+            step = int(result.get("step") or result.get("training_iteration") or iteration)
+            self.mlflow_util.log_metrics(
+                run_id=self._trial_runs[trial], metrics_to_log=metrics, step=step
+            )
+
+    return TrialLogger(tracking_uri=tracking_uri(), experiment_name=experiment, save_artifact=False)

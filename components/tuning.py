@@ -53,9 +53,8 @@ def fit_sweep(
     reports), so a sweep on a cluster is browsed like any other bindkit run.
     """
     from ray import tune
-    from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-    from components.tracking import tracking_uri
+    from components.tracking import trial_logger
 
     resources = trial_resources(settings.cpus_per_trial, settings.gpus_per_trial)
     trainable = tune.with_resources(trainable, resources)
@@ -76,13 +75,7 @@ def fit_sweep(
             name=settings.name,
             storage_path=str(storage),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=checkpoints_to_keep),
-            callbacks=[
-                MLflowLoggerCallback(
-                    tracking_uri=tracking_uri(),
-                    experiment_name=settings.experiment,
-                    save_artifact=False,
-                )
-            ],
+            callbacks=[trial_logger(settings.experiment)],
         ),
     )
     return tuner.fit()

@@ -1,22 +1,31 @@
-"""Ingest a real image-caption source, parse its captions, and write record shards.
+"""Ingest your own images and captions, parse the captions, and write train/val/test shards.
 
     python pipelines/build_shards.py source.kind=coco source.path=captions.json \
         source.image_root=images/ parse.parser=spacy parse.concurrency=4 out=datasets/coco
+    python pipelines/build_shards.py source.kind=webdataset \
+        source.path='s3://bucket/cc12m/{00000..01242}.tar' out=s3://bucket/cc12m-shards
 
-Writes out/shards/part-*.parquet (RECORD_SCHEMA), out/rejects/part-*.jsonl (id, caption,
-reason), config.yaml, results.json and report.md; a rerun skips finished shards.
+Source kinds: webdataset, parquet, files (img2dataset's three formats; HF-datasets
+Parquet too), coco, visual_genome, gqa (gold graphs, no parser). Writes out/train, out/val,
+out/test (RECORD_SCHEMA shards that train_occlip, train_dcsm, evaluate and probe_binding
+read as they are), out/rejects/part-*.jsonl (id, caption, reason), out/card.json,
+out/manifest.json, config.yaml, results.json and report.md. A rerun resumes finished
+units; a rerun with other settings refuses (or rebuilds with overwrite=true).
 """
 
 from __future__ import annotations
 
-import sys
+import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+
+# isort: split
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.config import load_config, to_dict
+from components.config import check, cli, run_pipeline, to_dict
 from components.data.ingest import IngestLimits, SourceSpec
-from components.data.ingest_build import build_from_source
+from components.data.ingest_build import SPLITS, SplitFractions, build_from_source
 from components.data.ingest_demo import write_demo_webdataset
+from components.data.real_negatives import KINDS as NEGATIVE_KINDS
 from components.parsing.stage import ParseStageConfig
 from components.runtime import init_ray
 from components.tracking import log_results, pipeline_run, write_outputs
@@ -29,21 +38,38 @@ class BuildShardsConfig:
     source: SourceSpec = field(default_factory=SourceSpec)
     limits: IngestLimits = field(default_factory=IngestLimits)
     parse: ParseStageConfig = field(default_factory=ParseStageConfig)
-    rows_per_shard: int = 1000
-    shards_per_window: int = 8
+    splits: SplitFractions = field(default_factory=SplitFractions)  # by a hash of the image
+    rows_per_shard: int = 1000  # good rows per output Parquet shard (and per COCO/VG unit)
+    shards_per_window: int = 8  # source units read and parsed together before writing
+    overwrite: bool = False  # rebuild out= from scratch when its manifest differs
+    # Hard-negative kinds made from each caption's own tokens ([] = none): swap_att,
+    # swap_obj, replace_rel, negation (components.data.real_negatives)
+    negatives: list[str] = field(default_factory=lambda: list(NEGATIVE_KINDS))
     demo_samples: int = 0  # > 0: first write a demo WebDataset of this size to source.path
-    out: str = "datasets/ingested"
-    experiment: str = "build_shards"
+    out: str = "datasets/ingested"  # output folder: shards, rejects, manifest.json, report
+    experiment: str = "build_shards"  # MLflow experiment name
+
+    def validate(self) -> None:
+        for key in ("rows_per_shard", "shards_per_window"):
+            check(getattr(self, key) > 0, key, getattr(self, key), "a positive integer")
+        check(bool(self.source.path), "source.path", self.source.path, "a file, folder or URI")
+        unknown = sorted(set(self.negatives) - set(NEGATIVE_KINDS))
+        check(not unknown, "negatives", unknown, f"kinds among {', '.join(NEGATIVE_KINDS)}")
 
 
 def report(config: BuildShardsConfig, summary: dict) -> str:
-    total = summary["rows"] + sum(summary["rejects"].values())
+    rows = sum(summary["rows"].values())
+    total = rows + sum(summary["rejects"].values())
+    per_split = ", ".join(f"{s} {summary['rows'].get(s, 0)}" for s in SPLITS)
     lines = [
-        f"# build_shards: {summary['rows']} rows from {config.source.kind} {config.source.path}",
+        f"# build_shards: {rows} rows from {config.source.kind} {config.source.path}",
         "",
-        f"parser {config.parse.parser} x{config.parse.concurrency}, {total} samples read, "
-        f"{summary['shards_written']} shards written, {summary['shards_skipped']} already done, "
-        f"{summary['seconds']:.1f} s",
+        f"parser {config.parse.parser} x{config.parse.concurrency}, {total} samples read "
+        f"({per_split}), {summary['units_written']} units written, "
+        f"{summary['units_skipped']} already done, {summary['seconds']:.1f} s",
+        "",
+        f"negatives {config.negatives or 'none'}; rows without one, per kind: "
+        f"{summary['rows_without_negative'] or 'none'}",
         "",
         "| reject reason | rows |",
         "|---|---|",
@@ -55,7 +81,10 @@ def report(config: BuildShardsConfig, summary: dict) -> str:
 
 
 def main(argv: list[str]) -> dict:
-    config = load_config(BuildShardsConfig, argv, DEFAULT_CONFIG)
+    return run_pipeline(BuildShardsConfig, run, argv, DEFAULT_CONFIG)
+
+
+def run(config: BuildShardsConfig) -> dict:
     if config.demo_samples > 0:
         write_demo_webdataset(config.source.path, config.demo_samples)
     init_ray()
@@ -68,6 +97,9 @@ def main(argv: list[str]) -> dict:
             config.limits,
             rows_per_shard=config.rows_per_shard,
             shards_per_window=config.shards_per_window,
+            splits=config.splits,
+            overwrite=config.overwrite,
+            negatives=config.negatives,
         )
         results = {"build_shards": {"rows": summary["rows"], "rejects": summary["rejects"]}}
         log_results(results)
@@ -77,4 +109,4 @@ def main(argv: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli(main)

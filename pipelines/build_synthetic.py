@@ -5,15 +5,17 @@ python pipelines/build_synthetic.py world=clevr num_scenes=2000 coverage=0.5 see
 
 from __future__ import annotations
 
-import sys
+import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+
+# isort: split
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import mlflow
 
-from components.config import load_config, to_dict
-from components.data.build import build_synthetic
+from components.config import check, cli, run_pipeline, to_dict
+from components.data.build import build_synthetic, check_synthetic_options
 from components.data.synthetic import SyntheticSpec
 from components.runtime import init_ray
 from components.tracking import log_results, pipeline_run, write_outputs
@@ -23,15 +25,24 @@ DEFAULT_CONFIG = Path(__file__).parent / "configs" / "build_synthetic.yaml"
 
 @dataclass
 class BuildSyntheticConfig:
-    world: str = "clevr"
-    num_scenes: int = 2000
-    coverage: float = 0.7
-    seed: int = 0
-    image_size: int = 64
-    rows_per_shard: int = 200
-    world_overrides: dict[str, Any] = field(default_factory=dict)
-    out: str = "datasets/clevr"
-    experiment: str = "build_synthetic"
+    """A synthetic world rendered into Parquet shards with a dataset card."""
+
+    world: str = "clevr"  # world name (datasets/NAME.yaml) or a world spec YAML path
+    num_scenes: int = 2000  # scenes over all splits (split fractions come from the world)
+    coverage: float = 0.7  # fraction of concept combinations seen in training, in (0, 1]
+    seed: int = 0  # seeds the coverage split, the scenes and their negatives
+    image_size: int = 64  # rendered image side in pixels, 16..1024
+    rows_per_shard: int = 200  # scenes per Parquet shard (one Ray task each)
+    world_overrides: dict[str, Any] = field(default_factory=dict)  # world spec keys to replace
+    out: str = "datasets/clevr"  # output folder (local path or URI); holds manifest.json
+    overwrite: bool = False  # true: empty an out= built with other settings and rebuild
+    experiment: str = "build_synthetic"  # MLflow experiment name
+
+    def validate(self) -> None:
+        check_synthetic_options(
+            self.world, self.coverage, self.image_size, self.num_scenes, self.rows_per_shard
+        )
+        check(bool(self.experiment), "experiment", self.experiment, "a non-empty name")
 
 
 def report(card: dict) -> str:
@@ -52,7 +63,10 @@ def report(card: dict) -> str:
 
 
 def main(argv: list[str]) -> dict:
-    config = load_config(BuildSyntheticConfig, argv, DEFAULT_CONFIG)
+    return run_pipeline(BuildSyntheticConfig, run, argv, DEFAULT_CONFIG)
+
+
+def run(config: BuildSyntheticConfig) -> dict:
     spec = SyntheticSpec(
         config.world,
         config.seed,
@@ -62,7 +76,9 @@ def main(argv: list[str]) -> dict:
     )
     init_ray()
     with pipeline_run(config.experiment, f"{config.world}-s{config.seed}", to_dict(config)):
-        card = build_synthetic(spec, config.num_scenes, config.out, config.rows_per_shard)
+        card = build_synthetic(
+            spec, config.num_scenes, config.out, config.rows_per_shard, overwrite=config.overwrite
+        )
         results = {
             "build": {
                 "scenes_per_s": sum(card["splits"].values()) / card["build"]["seconds"],
@@ -77,4 +93,4 @@ def main(argv: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli(main)

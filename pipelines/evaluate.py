@@ -12,7 +12,8 @@ benchmark per hard-negative kind of that split) or a public benchmark name
 (`components.evaluation.benchmark_names()`) read from ``root``. OC-CLIP parses captions with
 the template parser of the split's world (from ``<data dir>/card.json``) on synthetic suites
 and with ``public_parser`` elsewhere, unless ``parser`` names another parser for both. DCSM
-gets its paper's text handling on WhatsUp / CLEVR-bind (see `dcsm_rewrite`). Suites with
+gets its paper's text handling on WhatsUp / CLEVR-bind; WhatsUp's on/under -> above/below
+applies to every model or, with ``whatsup_on_under=false``, to none (`text_rewrite`). Suites with
 more than ``ray_threshold`` items are split across Ray actors, each holding the model once.
 Writes the results tables, one bar chart per suite family, failure galleries, results.json,
 report.md and config.yaml to ``out/``, and logs all of it to MLflow.
@@ -20,8 +21,10 @@ report.md and config.yaml to ``out/``, and logs all of it to MLflow.
 
 from __future__ import annotations
 
+import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+
+# isort: split
 import json
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,7 +32,7 @@ from typing import Any
 
 import torch
 
-from components.config import ConfigError, load_config, to_dict
+from components.config import ConfigError, check, check_path, cli, run_pipeline, to_dict
 from components.evaluation import (
     Benchmark,
     EvalResult,
@@ -38,7 +41,8 @@ from components.evaluation import (
     results_dict,
     write_report,
 )
-from components.evaluation.dcsm_protocol import dcsm_rewrite
+from components.evaluation.dcsm_protocol import text_rewrite
+from components.evaluation.loaders.suites import is_public_suite, public_benchmarks
 from components.evaluation.report import suite_of
 from components.evaluation.scoring import (
     CheckpointScorer,
@@ -48,6 +52,7 @@ from components.evaluation.scoring import (
 )
 from components.evaluation.synthetic import SUITES as SYNTHETIC_SUITES
 from components.evaluation.synthetic import synthetic_suites
+from components.evaluation.zeroshot import ZeroShotConfig, checkpoints_zero_shot
 from components.models.checkpoint import read_checkpoint_config
 from components.runtime import init_ray
 from components.tracking import log_results, pipeline_run, write_outputs
@@ -61,11 +66,18 @@ class SmokeData:
     """A tiny synthetic split written into out/ when ``suites`` is empty (smoke runs)."""
 
     rows: int = 0  # 0: never build one
-    world: str = "clevr_pairs"
-    split: str = "test_heldout"
-    seed: int = 0
-    coverage: float = 0.7
-    image_size: int = 32
+    world: str = "clevr_pairs"  # world of the smoke split
+    split: str = "test_heldout"  # split name written under out/
+    seed: int = 0  # seed of the smoke world
+    coverage: float = 0.7  # coverage of the smoke world, in (0, 1]
+    image_size: int = 32  # pixels
+
+    def validate(self) -> None:
+        from components.data.build import check_synthetic_options
+
+        check(self.rows >= 0, "rows", self.rows, "an integer >= 0 (0 = no smoke split)")
+        if self.rows:
+            check_synthetic_options(self.world, self.coverage, self.image_size, self.rows)
 
 
 @dataclass
@@ -75,6 +87,7 @@ class EvaluateConfig:
     root: str = ""  # directory holding the public benchmarks' files
     roots: dict[str, str] = field(default_factory=dict)  # per family, e.g. {sugarcrepe: DIR}
     benchmark_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per name
+    # suites read from a synthetic:<dir> split
     synthetic_suites: list[str] = field(default_factory=lambda: list(SYNTHETIC_SUITES))
     limit: int = 0  # items per suite, 0 = all
     parser: str = "template"  # template: the world's grammar on synthetic suites
@@ -84,13 +97,22 @@ class EvaluateConfig:
     device: str = "auto"  # auto | cpu | cuda, for in-process scoring
     ray_threshold: int = 2000  # suites with more items than this are scored on Ray actors
     ray_actors: int = 2  # actors per model (each loads the model once)
-    actor_cpus: float = 1.0
-    actor_gpus: float = 0.0
+    actor_cpus: float = 1.0  # CPUs per scoring actor
+    actor_gpus: float = 0.0  # GPUs per scoring actor (fractions share one)
     gallery_limit: int = 12  # failures shown per (model, suite)
+    whatsup_on_under: bool = True  # WhatsUp on/under -> above/below for every model (or none)
     smoke_random_model: bool = False  # models empty: save a random-init tiny CLIP into out/
     smoke_data: SmokeData = field(default_factory=SmokeData)
-    out: str = "outputs/evaluate"
-    experiment: str = "evaluate"
+    zeroshot: ZeroShotConfig = field(default_factory=ZeroShotConfig)  # ImageFolder top-1
+    out: str = "outputs/evaluate"  # output folder: results, report.md/html, galleries
+    experiment: str = "evaluate"  # MLflow experiment name
+
+    def validate(self) -> None:
+        check(self.limit >= 0, "limit", self.limit, "an integer >= 0 (0 = all)")
+        check(self.batch_size > 0, "batch_size", self.batch_size, "an integer > 0")
+        check(self.device in ("auto", "cpu", "cuda"), "device", self.device, "auto | cpu | cuda")
+        for index, model in enumerate(self.models):
+            check_path(f"models[{index}]", model, "dir")
 
 
 @dataclass(frozen=True)
@@ -126,9 +148,13 @@ def load_suites(config: EvaluateConfig) -> tuple[list[Suite], list[str]]:
             if not split_dir.is_dir():
                 raise ConfigError(f"suite {spec!r}: {split_dir} is not a directory of shards")
             card = split_dir.parent / "card.json"
-            world = json.loads(card.read_text())["world"] if card.is_file() else None
+            # own data (build_shards) has a card without a world
+            world = json.loads(card.read_text()).get("world") if card.is_file() else None
             found = synthetic_suites(split_dir, config.synthetic_suites, config.limit or None)
             suites += [Suite(bench, True, world) for bench in found.values()]
+            continue
+        if is_public_suite(spec):  # "sugarcrepe:ROOT", "whatsup/controlled_a:ROOT"
+            suites += [Suite(b, False) for b in public_benchmarks([spec], config.limit)]
             continue
         root = config.roots.get(suite_of(spec), config.root)
         if not root:
@@ -185,7 +211,7 @@ def evaluate_model(
     try:
         for suite in suites:
             benchmark = suite.benchmark
-            rewrite = dcsm_rewrite(benchmark.name) if architecture == "dcsm" else None
+            rewrite = text_rewrite(benchmark.name, architecture == "dcsm", config.whatsup_on_under)
             if rewrite is not None:
                 benchmark = benchmark.map_texts(rewrite)
             parser = parser_for(config, suite)
@@ -314,7 +340,11 @@ def log_to_mlflow(out: Path, results: list[EvalResult], notes: list[RunNote]) ->
 
 
 def main(argv: list[str]) -> dict[str, dict[str, float]]:
-    config = build_smoke_inputs(load_config(EvaluateConfig, argv, DEFAULT_CONFIG))
+    return run_pipeline(EvaluateConfig, run, argv, DEFAULT_CONFIG)
+
+
+def run(config: EvaluateConfig) -> dict[str, dict[str, float]]:
+    config = build_smoke_inputs(config)
     if not config.models:
         raise ConfigError("models is empty: give checkpoint directories, models=[DIR,...]")
     if not config.suites:
@@ -339,6 +369,10 @@ def main(argv: list[str]) -> dict[str, dict[str, float]]:
         write_report(results, out, gallery_limit=config.gallery_limit)
         headline = results_dict(results)
         text = report(config, labels, results, notes, empty)
+        if config.zeroshot.root:  # backbone retention (zeroshot.py), beside the suites
+            for label, top in checkpoints_zero_shot(labels, config.zeroshot).items():
+                headline.setdefault(label, {})["zeroshot_top1"] = top["top1"]
+                text += f"\nZero-shot on {config.zeroshot.root}, {label}: {top}\n"
         write_outputs(out, config, headline, text)
         log_to_mlflow(out, results, notes)
     print(text)
@@ -346,4 +380,4 @@ def main(argv: list[str]) -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli(main)

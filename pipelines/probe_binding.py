@@ -3,28 +3,34 @@
     python pipelines/probe_binding.py                                 # tiny random ViT, colorshape 64 px
     python pipelines/probe_binding.py checkpoint=outputs/train_occlip/occlip/checkpoint
     python pipelines/probe_binding.py --config pipelines/configs/smoke/probe_binding.yaml
+    python pipelines/probe_binding.py --config pipelines/configs/probe_binding_clevr.yaml
 
-Builds the synthetic world if missing, extracts per-layer tokens with a Ray Data actor pool
-(components/probes/extract.py), then fits (1) teacher-forced autoregressive O- and F-probes
-of every family and reports bits, beta = B_O/H(O) and beta* = B*/H(O|F) against the world's
-exact entropies (components/probes/binding_info.py), and (2) IsSameObject pair probes with
-their trivial baselines (components/probes/same_object.py). Writes config.yaml,
-results.json {"probes": ...}, report.md and plots/ to out/, all logged to MLflow.
+Builds the synthetic world if missing, extracts per-layer tokens once with a Ray Data actor
+pool into memmaps (components/probes/extract.py; reused by later runs on the same data and
+model), then, where the world has exact entropies, fits the controls (zero input, feature
+code, object code; components/probes/controls.py) and stops if the object-code control
+cannot be read, then (1) teacher-forced autoregressive O- and F-probes of every family with
+bits, beta = B_O/H(O) and beta* = B*/H(O|F) and the bits above the zero-input floor
+(components/probes/binding_info.py), and (2) IsSameObject pair probes with their baselines
+(components/probes/same_object.py) on every world. Writes config.yaml, results.json
+{"controls": ..., "probes": ...}, report.md and plots/ to out/, all logged to MLflow.
 """
 
 from __future__ import annotations
 
+import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+
+# isort: split
 import io
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from components.config import load_config, to_dict
-from components.data.build import build_synthetic
+from components.config import check_path, cli, run_pipeline, to_dict
+from components.data.build import build_synthetic, check_synthetic_options
 from components.data.shards import shard_files
 from components.data.synthetic import SyntheticSpec
 from components.data.worlds import WORLD_CLASSES
@@ -35,6 +41,7 @@ from components.probes.binding_info import (
     ProbeOptions,
     measure_binding,
 )
+from components.probes.controls import above_floor, fit_controls, require_measurable
 from components.probes.extract import (
     ExtractConfig,
     TokensWithCLS,
@@ -56,11 +63,35 @@ class ProbeData:
     """The scenes to probe: an existing shard directory, or a synthetic world to build."""
 
     data: str = ""  # a shard directory with train/, val/, test/ and card.json; empty = build
-    world: str = "colorshape"
-    num_scenes: int = 3000
-    seed: int = 0
-    image_size: int = 64
-    root: str = "datasets"
+    world: str = "colorshape"  # world built when data is empty
+    num_scenes: int = 24000  # scenes of the built world
+    seed: int = 0  # seed of the built world
+    image_size: int = 64  # pixels of the built world
+    splits: dict[str, float] = field(default_factory=dict)  # scene shares; {} = the world's
+    # probe split -> the world's split name (clevr: test -> test_heldout)
+    split_names: dict[str, str] = field(
+        default_factory=lambda: {"train": "train", "val": "val", "test": "test"}
+    )
+    root: str = "datasets"  # folder the built world is cached under
+
+    def validate(self) -> None:
+        if self.data:
+            check_path("data", self.data, "dir")
+        else:  # coverage does not apply: probes see every object
+            check_synthetic_options(self.world, 1.0, self.image_size, self.num_scenes)
+        if sorted(self.split_names) != sorted(SPLITS):
+            raise ValueError(
+                f"data.split_names must map exactly {list(SPLITS)} to the world's split "
+                f"names, got {dict(self.split_names)}"
+            )
+
+
+@dataclass
+class ControlsConfig:
+    """The controls every run fits before scoring representations (controls.py)."""
+
+    family: str = "linear"  # probe family the zero / F / O controls are fitted with
+    min_beta: float = 0.9  # object-code beta below this stops the run
 
 
 @dataclass
@@ -71,21 +102,24 @@ class ProbeBindingConfig:
     data: ProbeData = field(default_factory=ProbeData)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     representations: list[str] = field(default_factory=lambda: ["cls"])  # cls | mean
-    families: list[str] = field(
+    families: list[str] = field(  # probe families for binding information (bits)
         default_factory=lambda: ["linear", "quadratic", "shared_quadratic", "dnn", "attention"]
     )
     probe: ProbeOptions = field(default_factory=ProbeOptions)
     fit: FitConfig = field(default_factory=FitConfig)
-    pair_families: list[str] = field(
-        default_factory=lambda: ["linear", "diag_quadratic", "quadratic", "low_rank"]
+    fit_by_family: dict[str, Any] = field(default_factory=dict)  # family -> fit overrides
+    controls: ControlsConfig = field(default_factory=ControlsConfig)
+    pair_families: list[str] = field(  # IsSameObject pair probe families
+        default_factory=lambda: ["cosine", "linear", "diag_quadratic", "quadratic", "low_rank"]
     )
     pair_policy: str = "foreground"  # all | foreground
-    patch_labels: str = "foreground"  # majority (reference: mode incl. background) | foreground
-    pair_rank: int = 100
+    # majority (the reference: mode incl. background) and/or foreground (mode among objects)
+    patch_labels: list[str] = field(default_factory=lambda: ["foreground", "majority"])
+    pair_rank: int = 100  # rank of the low_rank pair probe
     pair_fit: FitConfig = field(default_factory=FitConfig)
-    heatmap_images: int = 3
-    out: str = "outputs/probe_binding"
-    experiment: str = "probe_binding"
+    heatmap_images: int = 3  # images shown with IsSameObject heatmaps
+    out: str = "outputs/probe_binding"  # output folder: features, results, plots, report
+    experiment: str = "probe_binding"  # MLflow experiment name
 
 
 def prepare_data(config: ProbeBindingConfig) -> Path:
@@ -93,9 +127,12 @@ def prepare_data(config: ProbeBindingConfig) -> Path:
     d = config.data
     if d.data:
         return Path(d.data)
-    path = Path(d.root) / f"{d.world}-n{d.num_scenes}-s{d.seed}-{d.image_size}px"
+    shares = "".join(f"-{k}{v:g}" for k, v in d.splits.items())
+    path = Path(d.root) / f"{d.world}-n{d.num_scenes}-s{d.seed}-{d.image_size}px{shares}"
     if not (path / "card.json").exists():  # written last: its absence = unfinished
-        build_synthetic(SyntheticSpec(d.world, d.seed, 1.0, d.image_size), d.num_scenes, path)
+        overrides = (("splits", dict(d.splits)),) if d.splits else ()
+        spec = SyntheticSpec(d.world, d.seed, 1.0, d.image_size, overrides)
+        build_synthetic(spec, d.num_scenes, path)
     return path
 
 
@@ -109,12 +146,46 @@ def load_world(data: Path):
     """The world a shard directory was built from (its card carries the full spec)."""
     card = json.loads((data / "card.json").read_text())
     spec = card["spec"]
-    world = WORLD_CLASSES[spec["kind"]](spec)
-    if not hasattr(world, "entropies"):
-        raise ValueError(
-            f"{data}: world {world.name} has no exact entropies; binding bits need them"
+    return WORLD_CLASSES[spec["kind"]](spec)
+
+
+def exact_entropies(world, split_names: dict[str, str]) -> dict[str, float] | None:
+    """The test split's exact entropies, or None for worlds without them (no bits then)."""
+    return world.entropies(split_names["test"]) if hasattr(world, "entropies") else None
+
+
+def family_fit(config: ProbeBindingConfig, family: str) -> FitConfig:
+    """The shared fit with this family's overrides (e.g. linear converges at a larger lr)."""
+    overrides = dict(config.fit_by_family.get(family, {}))
+    unknown = set(overrides) - set(FitConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"fit_by_family.{family}: unknown keys {sorted(unknown)}")
+    return FitConfig(**{**to_dict(config.fit), **overrides})
+
+
+def run_controls(config, features, world, entropies) -> dict[str, Any]:
+    """Fit the zero / feature-code / object-code controls; stop if O cannot be read off O."""
+    family = config.controls.family
+    codes = {
+        s: BindingSplit(None, features[s]["object_code"], features[s]["feature_code"])
+        for s in SPLITS
+    }
+    controls = fit_controls(
+        codes,
+        entropies,
+        family=family,
+        groups=tuple(world.space.sizes) if len(world.space.sizes) == 2 else None,
+        options=config.probe,
+        fit=family_fit(config, family),
+    )
+    for name, c in controls.items():
+        print(
+            f"control {name} ({family}): B_O={c['B_O']:.2f} beta={c['beta']:.3f} "
+            f"B*={c['B_star']:.2f} beta*={c['beta_star']:.3f}",
+            flush=True,
         )
-    return world
+    require_measurable(controls, config.controls.min_beta)
+    return controls
 
 
 def binding_inputs(features: dict[str, np.ndarray], layer: int, representation: str):
@@ -133,11 +204,14 @@ def patch_classes(features: dict[str, np.ndarray], world, suffix: str) -> dict[s
     }
 
 
-def probe_layer(config, features, layer, world, entropies) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Every binding family and every pair family on one layer; returns (scores, O-probes)."""
+def probe_layer(
+    config, features, layer, world, entropies, controls
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every binding family (worlds with entropies) and every pair family on one layer;
+    returns (scores, O-probes)."""
     groups = tuple(world.space.sizes) if len(world.space.sizes) == 2 else None
     binding, probes = {}, {}
-    for family in config.families:
+    for family in config.families if entropies is not None else []:
         representations = ["tokens"] if family in TOKEN_FAMILIES else config.representations
         for representation in representations:
             splits = {
@@ -149,40 +223,48 @@ def probe_layer(config, features, layer, world, entropies) -> tuple[dict[str, An
                 for s in SPLITS
             }
             scores, fitted = measure_binding(
-                splits, family, entropies, groups=groups, options=config.probe, fit=config.fit
+                splits,
+                family,
+                entropies,
+                groups=groups,
+                options=config.probe,
+                fit=family_fit(config, family),
             )
+            scores.update(above_floor(scores, controls))
             binding[f"{representation}/{family}"] = scores
             probes[f"{representation}/{family}"] = fitted["O"]
             print(
                 f"layer {layer} {representation}/{family}: beta={scores['beta']:.3f} "
-                f"beta*={scores['beta_star']:.3f} CE_O={scores['CE_O']:.2f} CE_F={scores['CE_F']:.2f}",
+                f"beta*={scores['beta_star']:.3f} CE_O={scores['CE_O']:.2f} "
+                f"CE_F={scores['CE_F']:.2f} above floor {scores['B_O_above_floor']:.2f}",
                 flush=True,
             )
     same_object = {}
-    suffix = {"majority": "", "foreground": "_foreground"}[config.patch_labels]
     if config.pair_families and f"layer{layer}_patches" in features["train"]:
-        splits = {
-            s: PairData(
-                features[s][f"layer{layer}_patches"],
-                features[s][f"patch_labels{suffix}"],
-                patch_classes(features[s], world, suffix),
-            )
-            for s in SPLITS
-        }
-        for family in config.pair_families:
-            scores, _ = measure_same_object(
-                splits,
-                family,
-                policy=config.pair_policy,
-                rank=config.pair_rank,
-                fit=config.pair_fit,
-            )
-            same_object[family] = scores
-            print(
-                f"layer {layer} same-object {family}: acc={scores['accuracy']:.3f} "
-                f"(constant {scores['constant']:.3f})",
-                flush=True,
-            )
+        for labelling in config.patch_labels:
+            suffix = {"majority": "", "foreground": "_foreground"}[labelling]
+            splits = {
+                s: PairData(
+                    features[s][f"layer{layer}_patches"],
+                    features[s][f"patch_labels{suffix}"],
+                    patch_classes(features[s], world, suffix),
+                )
+                for s in SPLITS
+            }
+            for family in config.pair_families:
+                scores, _ = measure_same_object(
+                    splits,
+                    family,
+                    policy=config.pair_policy,
+                    rank=config.pair_rank,
+                    fit=config.pair_fit,
+                )
+                same_object[f"{labelling}/{family}"] = scores
+                print(
+                    f"layer {layer} same-object {labelling}/{family}: "
+                    f"acc={scores['accuracy']:.3f} (constant {scores['constant']:.3f})",
+                    flush=True,
+                )
     return {"binding": binding, "same_object": same_object}, probes
 
 
@@ -230,14 +312,16 @@ def plot_same_object(results: dict[str, Any], path: Path) -> None:
             "o-",
             label=family,
         )
-    first = results[layers[0]]["same_object"][families[0]]
-    for key in [k for k in first if k == "constant" or k.startswith("same_")]:
-        ax.plot(
-            layers,
-            [results[layer]["same_object"][families[0]][key] for layer in layers],
-            "--",
-            label=f"baseline: {key}",
-        )
+    labellings = {name.split("/")[0]: name for name in families}  # one family per labelling
+    for labelling, name in labellings.items():
+        first = results[layers[0]]["same_object"][name]
+        for key in [k for k in first if k == "constant" or k.startswith("same_")]:
+            ax.plot(
+                layers,
+                [results[layer]["same_object"][name][key] for layer in layers],
+                "--",
+                label=f"{labelling} baseline: {key}",
+            )
     ax.set_ylabel("test accuracy")
     ax.set_xlabel("layer")
     ax.legend(fontsize=7)
@@ -246,7 +330,7 @@ def plot_same_object(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_attention_heatmaps(config, probe, layer: int, data: Path, world, path: Path) -> None:
+def plot_attention_heatmaps(config, probe, layer: int, test: Path, world, path: Path) -> None:
     """Where the attention probe's heads look, for the objects present in a few test images."""
     import matplotlib
 
@@ -256,7 +340,7 @@ def plot_attention_heatmaps(config, probe, layer: int, data: Path, world, path: 
     import torch
     from PIL import Image
 
-    table = pq.read_table(shard_files(data / "test")[0], columns=["image", "object_code"])
+    table = pq.read_table(shard_files(test)[0], columns=["image", "object_code"])
     rows = table.slice(0, config.heatmap_images).to_pylist()
     if not rows:
         return
@@ -291,24 +375,37 @@ def plot_attention_heatmaps(config, probe, layer: int, data: Path, world, path: 
     plt.close(fig)
 
 
-def report(results: dict[str, Any], entropies: dict[str, float], config: ProbeBindingConfig) -> str:
+def report(
+    results: dict[str, Any],
+    entropies: dict[str, float] | None,
+    controls: dict[str, Any] | None,
+    config: ProbeBindingConfig,
+) -> str:
     source = config.checkpoint or f"{config.backbone} ({config.pretrained or 'random init'})"
-    lines = [
-        f"# probe_binding: {source} on {config.data.data or config.data.world}",
-        "",
-        f"Test-split exact entropies: H(O) = {entropies['H_O']:.2f} bits, "
-        f"H(O|F) = {entropies['H_O_given_F']:.2f} bits, H(F) = {entropies['H_F']:.2f} bits.",
-        "",
-        "## Binding information (test CE at the best-val epoch)",
-        "",
-        "| layer | input/family | CE_O | CE_F | B_O | B* | beta | beta* |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for layer, r in results.items():
-        for name, s in r["binding"].items():
+    lines = [f"# probe_binding: {source} on {config.data.data or config.data.world}", ""]
+    if entropies is None:
+        lines.append("The world has no exact entropies: binding bits skipped, IsSameObject only.")
+    else:
+        lines += [
+            f"Test-split exact entropies: H(O) = {entropies['H_O']:.2f} bits, "
+            f"H(O|F) = {entropies['H_O_given_F']:.2f} bits, H(F) = {entropies['H_F']:.2f} bits.",
+            "",
+            "## Binding information (test CE at the best-val epoch)",
+            "",
+            "Controls (same splits and fit): zero input = the floor, feature code (beta* ~ 0), "
+            "object code (beta ~ 1). 'above floor' = CE_O(zero) - CE_O.",
+            "",
+            "| layer | input/family | CE_O | CE_F | B_O | B* | beta | beta* | above floor |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        rows = [(f"control ({c['family']})", n, c) for n, c in (controls or {}).items()]
+        rows += [(layer, n, s) for layer, r in results.items() for n, s in r["binding"].items()]
+        floor = controls["zero"]["CE_O"] if controls else float("nan")
+        for layer, name, s in rows:
             lines.append(
                 f"| {layer} | {name} | {s['CE_O']:.2f} | {s['CE_F']:.2f} | {s['B_O']:.2f} | "
-                f"{s['B_star']:.2f} | {s['beta']:.3f} | {s['beta_star']:.3f} |"
+                f"{s['B_star']:.2f} | {s['beta']:.3f} | {s['beta_star']:.3f} | "
+                f"{floor - s['CE_O']:.2f} |"
             )
     pair_rows = [(layer, f, s) for layer, r in results.items() for f, s in r["same_object"].items()]
     if pair_rows:
@@ -338,27 +435,37 @@ def strip_probes(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> dict[str, Any]:
-    config = load_config(ProbeBindingConfig, argv, DEFAULT_CONFIG)
-    if config.patch_labels not in ("majority", "foreground"):
+    return run_pipeline(ProbeBindingConfig, run, argv, DEFAULT_CONFIG)
+
+
+def run(config: ProbeBindingConfig) -> dict[str, Any]:
+    unknown = set(config.patch_labels) - {"majority", "foreground"}
+    if unknown or not config.patch_labels:
         raise ValueError(
-            f"patch_labels must be majority or foreground, got {config.patch_labels!r}"
+            f"patch_labels must list majority and/or foreground, got {list(config.patch_labels)}"
         )
     out = Path(config.out)
     init_ray()
     with pipeline_run(config.experiment, "probe_binding", to_dict(config)):
         data = prepare_data(config)
         world = load_world(data)
-        entropies = world.entropies("test")
-        files = {split: shard_files(data / split) for split in SPLITS}
+        names = dict(config.data.split_names)
+        entropies = exact_entropies(world, names)
+        files = {names[split]: shard_files(data / names[split]) for split in SPLITS}
         extract_features(files, out / "features", model_spec(config), config.extract)
         features = {}
         for split in SPLITS:
-            features[split], meta = load_features(out / "features" / split)
+            features[split], meta = load_features(out / "features" / names[split])
+        controls = None
+        if entropies is None:
+            print(f"world {world.name} has no exact entropies: binding bits skipped", flush=True)
+        else:
+            controls = run_controls(config, features, world, entropies)
         results: dict[str, Any] = {}
         attention_probes = {}
         for layer in meta["layers"]:
             results[f"layer{layer}"], probes = probe_layer(
-                config, features, layer, world, entropies
+                config, features, layer, world, entropies, controls
             )
             if "tokens/attention" in probes:
                 attention_probes[layer] = probes["tokens/attention"]
@@ -372,17 +479,19 @@ def main(argv: list[str]) -> dict[str, Any]:
                 config,
                 attention_probes[layer],
                 layer,
-                data,
+                data / names["test"],
                 world,
                 plots / f"attention_layer{layer}.png",
             )
         payload = {
+            "controls": controls,
             "probes": strip_probes(results),
             "entropies": entropies,
             "rows": {s: len(features[s]["object_code"]) for s in SPLITS},
+            "split_names": names,
         }
-        log_results({"probes": payload["probes"]})
-        text = report(results, entropies, config)
+        log_results({"controls": controls or {}, "probes": payload["probes"]})
+        text = report(results, entropies, controls, config)
         write_outputs(out, config, payload, text)
         import mlflow
 
@@ -392,4 +501,4 @@ def main(argv: list[str]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli(main)

@@ -8,28 +8,45 @@ Steps: build (or reuse) the synthetic shards with train_occlip's naming; resolve
 (a bindkit checkpoint, an open_clip model + pretrained tag/path, or, when the checkpoint is
 missing, a random-init small backbone saved once so every process sees the same weights);
 cache dense features once with Ray Data; train the scorer with the shared Ray Train loop on
-the cache; graft the trained head onto the backbone; evaluate DCSM and the same backbone's
-pooled cosine (the CLIP baseline) on the hard-negative suites of ``eval_split``.
+the cache once per seed (``seeds``, each a nested MLflow run); graft each trained head onto
+the backbone; score DCSM and the same backbone's pooled cosine (the CLIP baseline) on
+``select_split`` per seed, then on ``eval_split`` once for the final mean +- sd table.
 """
 
 from __future__ import annotations
 
+import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+
+# isort: split
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 try:
-    from pipelines.train_occlip import SyntheticData, prepare_data
+    from pipelines.train_occlip import SyntheticData, prepare_data, table_columns
 except ModuleNotFoundError:  # run as a script: the repository root is not on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from pipelines.train_occlip import SyntheticData, prepare_data
+    from pipelines.train_occlip import SyntheticData, prepare_data, table_columns
 
-from components.config import load_config, to_dict
+from components.config import check, check_path, cli, run_pipeline, to_dict
+from components.evaluation.seeds import mean_sd_table, model_means, train_select_test
+from components.evaluation.splits import SplitAccess
+from components.outputs import run_lock
 from components.runtime import init_ray
-from components.tracking import log_results, pipeline_run, tracking_uri, write_outputs
+from components.tracking import (
+    finish_model_run,
+    log_config_params,
+    log_model_eval,
+    log_results,
+    model_run,
+    pipeline_run,
+    remember_model_run,
+    tracking_uri,
+    write_outputs,
+)
 from components.training.loop import TrainConfig
 from components.training.trainer import ScalingSettings, fit
 
@@ -40,22 +57,22 @@ DEFAULT_CONFIG = Path(__file__).parent / "configs" / "train_dcsm.yaml"
 class DcsmOptions:
     """DCSM model options (components/models/dcsm.py); empty lists mean the defaults."""
 
-    context_length: int = 30
-    lexicon: list[str] = field(default_factory=list)  # empty = DEFAULT_LEXICON
-    signature_seed: int = 15
+    context_length: int = 30  # text tokens per caption
+    lexicon: Optional[list[str]] = None  # noqa: UP045 (OmegaConf) None = default; [] = none
+    signature_seed: int = 15  # seed of the functional-word signatures
     normalize: str = "per_map"  # per_map | batch (the reference's global z-score)
     head: str = "cnn"  # cnn (reference, size-specific) | pooled (any backbone)
+    # similarity map size the head sees (rows, cols)
     pool: list[int] = field(default_factory=lambda: [16, 16])
-    channels: int = 4
-    hidden: int = 128
-    dropout: float = 0.1
-    logit_dropout: bool = True
+    channels: int = 4  # CNN head channels
+    hidden: int = 128  # head hidden width
+    dropout: float = 0.1  # head dropout
+    logit_dropout: bool = True  # drop whole maps during training (reference)
     negative_kinds: list[str] = field(default_factory=list)  # empty = every kind
     in_batch_negatives: bool = True  # False: each scene against its own candidates only
 
     def model_options(self) -> dict[str, Any]:
-        options = asdict(self)
-        options["lexicon"] = options["lexicon"] or None
+        options = asdict(self)  # lexicon passes as is: [] means no functional rows
         options["negative_kinds"] = options["negative_kinds"] or None
         return options
 
@@ -68,22 +85,34 @@ class TrainDcsmConfig:
     pretrained: str = ""  # open_clip tag or local weights for ``backbone``
     image_size: int = 0  # 0 = the backbone's own
     data: str = ""  # shard directory with train/ and eval_split/; empty = synthetic
+    # world built when data is empty
     synthetic: SyntheticData = field(default_factory=SyntheticData)
     features_root: str = ""  # where feature caches live; empty = <data>/features
-    feature_actors: int = 1
-    feature_batch_size: int = 64
+    feature_actors: int = 1  # actors computing the dense feature cache
+    feature_batch_size: int = 64  # rows per feature-cache batch
     dcsm: DcsmOptions = field(default_factory=DcsmOptions)
     train: TrainConfig = field(default_factory=TrainConfig)
     scaling: ScalingSettings = field(default_factory=ScalingSettings)
-    eval_split: str = "test_heldout"
+    eval_split: str = "test_heldout"  # split the final table is measured on
+    # Hard-negative kinds of the eval split, and public suites "sugarcrepe:ROOT", ...
+    # (components.evaluation.loaders.suites), read in the final evaluation only.
     suites: list[str] = field(
         default_factory=lambda: ["swap_att", "swap_rel", "replace_rel", "negation"]
     )
     eval_limit: int = 0  # items per suite, 0 = all
     eval_batch_size: int = 1  # items per DCSM score call (off-block pairs are wasted work)
-    seed: int = 0
-    out: str = "outputs/train_dcsm"
-    experiment: str = "train_dcsm"
+    seed: int = 0  # seed of a random-init backbone's weights (fallback)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one scorer run per seed
+    select_split: str = "val_heldout"  # per-seed validation ("" = none); eval_split read once
+    train_split: str = "train"  # split the scorer trains on (build_shards: train/val/test)
+    out: str = "outputs/train_dcsm"  # output folder: checkpoint, results, report
+    experiment: str = "train_dcsm"  # MLflow experiment name
+
+    def validate(self) -> None:
+        check(self.eval_limit >= 0, "eval_limit", self.eval_limit, "an integer >= 0 (0 = all)")
+        check(self.eval_batch_size > 0, "eval_batch_size", self.eval_batch_size, "an integer > 0")
+        if self.data:
+            check_path("data", self.data, "dir")
 
 
 def resolve_backbone(config: TrainDcsmConfig) -> tuple[dict[str, Any], str]:
@@ -139,9 +168,13 @@ def cache_dir(config: TrainDcsmConfig, data: Path, spec: dict[str, Any]) -> Path
 
 
 def train(
-    config: TrainDcsmConfig, spec: dict[str, Any], features: Path, parent_run_id: str
+    config: TrainDcsmConfig,
+    spec: dict[str, Any],
+    features: Path,
+    parent_run_id: str,
+    seed: int = 0,
 ) -> Path:
-    """Fit the scorer on the feature cache with the shared Ray Train loop; its checkpoint dir."""
+    """Fit the scorer for one seed with the shared Ray Train loop; its checkpoint dir."""
     import mlflow
     import ray.data
 
@@ -154,66 +187,82 @@ def train(
         "load_pretrained": False,
         **config.dcsm.model_options(),
     }
-    with mlflow.start_run(run_name="dcsm", nested=True, parent_run_id=parent_run_id) as run:
-        mlflow.log_params({f"train.{k}": v for k, v in asdict(config.train).items()})
+    train_config = replace(config.train, seed=seed)
+    run_name = f"dcsm-seed{seed}"
+    with mlflow.start_run(run_name=run_name, nested=True, parent_run_id=parent_run_id) as run:
+        log_config_params({**to_dict(config), "train": asdict(train_config)}, seed=seed)
         result = fit(
             model_spec,
-            config.train,
+            train_config,
             dataset,
             config.scaling,
             storage_path=Path(config.out) / "ray",
-            run_name="dcsm",
+            run_name=run_name,
             mlflow={"tracking_uri": tracking_uri(), "run_id": run.info.run_id},
         )
-    target = Path(config.out) / "dcsm" / "trained"
+    target = Path(config.out) / "dcsm" / f"seed{seed}" / "trained"
     shutil.rmtree(target, ignore_errors=True)
     with result.checkpoint.as_directory() as directory:
         shutil.copytree(directory, target)
+    finish_model_run(run.info.run_id, target)  # checkpoint + curves on the model's run
     return target
 
 
 def evaluate_models(
-    config: TrainDcsmConfig, models: dict[str, Any], data: Path
+    config: TrainDcsmConfig, models: dict[str, Any], split_dir: Path, final: bool = False
 ) -> dict[str, dict[str, float]]:
-    """Accuracy of the positive over its hard negative, per suite and model."""
+    """Accuracy of the positive over its hard negative, per suite and model, on one split
+    (and, in the final evaluation only, on the public suites)."""
+    from components.evaluation.loaders.suites import is_public_suite, public_benchmarks
     from components.evaluation.metrics import evaluate
     from components.evaluation.synthetic import synthetic_suites
 
-    suites = synthetic_suites(data / config.eval_split, config.suites, config.eval_limit or None)
+    kinds = [s for s in config.suites if not is_public_suite(s)]
+    suites = synthetic_suites(split_dir, kinds, config.eval_limit or None)
+    if final:
+        public = [s for s in config.suites if is_public_suite(s)]
+        suites |= {b.name: b for b in public_benchmarks(public, config.eval_limit)}
     results: dict[str, dict[str, float]] = {}
     for name, model in models.items():
         batch_size = config.eval_batch_size if name == "dcsm" else 32
-        results[name] = {
-            suite: evaluate(model, bench, batch_size, progress=False).summary()["accuracy"]
+        evaluations = {
+            suite: evaluate(model, bench, batch_size, progress=False)
             for suite, bench in suites.items()
             if bench.items
         }
+        log_model_eval(model, split_dir.name, evaluations)  # metrics + gallery on its run
+        results[name] = {s: r.summary()["accuracy"] for s, r in evaluations.items()}
     return results
 
 
-def report(
-    results: dict[str, dict[str, float]], config: TrainDcsmConfig, facts: dict[str, Any]
-) -> str:
-    from components.evaluation.report import accuracy_table
-
+def report(results: dict[str, Any], config: TrainDcsmConfig, facts: dict[str, Any]) -> str:
     lines = [
-        f"# train_dcsm on {config.data or config.synthetic.world} ({config.eval_split})",
+        f"# train_dcsm on {config.data or config.synthetic.world}, seeds {config.seeds}",
         "",
         f"Backbone: {facts['backbone']}.",
         "",
-        *accuracy_table(results, config.suites),
+        f"## {config.eval_split} (final)",
+        "",
+        *mean_sd_table(results, table_columns(results, config.suites)),
     ]
+    if config.select_split:
+        lines += ["", f"## {config.select_split} (selection)", ""]
+        lines += mean_sd_table(results["val"], config.suites)
     lines += [
         "",
         f"Feature cache: {facts['cache_rows']} rows in {facts['cache_seconds']:.1f} s "
         f"({facts['cache_rows_per_second']:.1f} rows/s), {facts['cache_dir']}.",
-        f"Scorer training: {config.train.steps} steps in {facts['train_seconds']:.1f} s; "
-        f"evaluation {facts['eval_seconds']:.1f} s.",
+        f"Scorer training and evaluation, {len(config.seeds)} seeds x {config.train.steps} "
+        f"steps: {facts['seconds']:.1f} s.",
     ]
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str]) -> dict[str, dict[str, float]]:
+def main(argv: list[str]) -> dict[str, Any]:
+    return run_pipeline(TrainDcsmConfig, run, argv, DEFAULT_CONFIG)
+
+
+def run(config: TrainDcsmConfig) -> dict[str, Any]:
     import mlflow
     from safetensors.torch import load_file
 
@@ -222,21 +271,28 @@ def main(argv: list[str]) -> dict[str, dict[str, float]]:
     from components.models.dcsm import DCSM
     from components.models.features import cache_features, load_backbone
 
-    config = load_config(TrainDcsmConfig, argv, DEFAULT_CONFIG)
     init_ray()
     with pipeline_run(config.experiment, "train_dcsm", to_dict(config)) as run:
         data = prepare_data(config)
+        if config.select_split and not (data / config.select_split).is_dir():
+            raise FileNotFoundError(
+                f"select_split={config.select_split}: no {data / config.select_split}; "
+                "rebuild the data (worlds now write val_heldout) or set select_split=val"
+            )
+        access = SplitAccess(data)
         spec, backbone_note = resolve_backbone(config)
         print(f"backbone: {backbone_note}", flush=True)
         features = cache_dir(config, data, spec)
-        card = cache_features(
-            data / "train",
-            features,
-            spec,
-            config.dcsm.context_length,
-            num_actors=config.feature_actors,
-            batch_size=config.feature_batch_size,
-        )
+        # caches are shared by runs with other out= folders; a rebuild replaces the folder
+        with run_lock(features.parent):
+            card = cache_features(
+                access.path(config.train_split, "train"),
+                features,
+                spec,
+                config.dcsm.context_length,
+                num_actors=config.feature_actors,
+                batch_size=config.feature_batch_size,
+            )
         mlflow.log_metrics(
             {
                 "cache.seconds": card["seconds"],
@@ -245,20 +301,36 @@ def main(argv: list[str]) -> dict[str, dict[str, float]]:
             }
         )
         started = time.perf_counter()
-        trained = train(config, spec, features, run.info.run_id)
-        train_seconds = time.perf_counter() - started
-
         backbone = load_backbone(spec)
-        model = DCSM(backbone, **config.dcsm.model_options())
-        model.load_head_state(load_file(str(trained / "model.safetensors")))
-        save_checkpoint(
-            model,
-            Path(config.out) / "dcsm" / "checkpoint",
-            extra={"backbone": backbone_note, "features": str(features)},
-        )
-        started = time.perf_counter()
-        results = evaluate_models(
-            config, {"dcsm": model.eval(), "cosine": CLIP(backbone).eval()}, data
+        cosine_model = CLIP(backbone).eval()
+        cosine_results: dict[Path, dict[str, float]] = {}  # frozen: the same for every seed
+
+        def train_seed(seed: int) -> Any:
+            trained = train(config, spec, features, run.info.run_id, seed)
+            model = DCSM(backbone, **config.dcsm.model_options())
+            model.load_head_state(load_file(str(trained / "model.safetensors")))
+            remember_model_run(model, *model_run(trained))  # its evaluation goes to its run
+            name = "checkpoint" if seed == config.seeds[0] else f"seed{seed}/checkpoint"
+            save_checkpoint(
+                model,
+                Path(config.out) / "dcsm" / name,
+                extra={"backbone": backbone_note, "features": str(features), "seed": seed},
+            )
+            return model.eval()
+
+        def evaluate_seed(model: Any, split_dir: Path) -> dict[str, dict[str, float]]:
+            if split_dir not in cosine_results:
+                cosine = evaluate_models(
+                    config, {"cosine": cosine_model}, split_dir, access.in_final
+                )
+                cosine_results[split_dir] = cosine["cosine"]
+            return {
+                **evaluate_models(config, {"dcsm": model}, split_dir, access.in_final),
+                "cosine": cosine_results[split_dir],
+            }
+
+        results = train_select_test(
+            config.seeds, train_seed, evaluate_seed, access, config.select_split, config.eval_split
         )
         facts = {
             "backbone": backbone_note,
@@ -266,10 +338,11 @@ def main(argv: list[str]) -> dict[str, dict[str, float]]:
             "cache_rows": card["rows"],
             "cache_seconds": card["seconds"],
             "cache_rows_per_second": card["rows_per_second"],
-            "train_seconds": train_seconds,
-            "eval_seconds": time.perf_counter() - started,
+            "seconds": time.perf_counter() - started,
         }
-        log_results(results)
+        log_results(model_means(results))
+        log_results(model_means(results["val"]), prefix="val.")
+        access.write(config.out)
         text = report(results, config, facts)
         write_outputs(config.out, config, results, text)
     print(text)
@@ -277,4 +350,4 @@ def main(argv: list[str]) -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli(main)

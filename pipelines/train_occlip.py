@@ -5,66 +5,109 @@
     ray job submit --working-dir . -- python pipelines/train_occlip.py scaling.num_workers=8
 
 Default: builds the synthetic world if missing (coverage 0.7), trains both models from
-scratch on a tiny ViT, evaluates on held-out concept combinations (test_heldout) with the
-hard-negative suites, and writes a results table; every step is tracked in MLflow.
+scratch on a tiny ViT once per seed (``seeds``, each a nested MLflow run), scores every seed
+on ``select_split`` (val_heldout: held-out objects, scenes disjoint from the test), then reads
+``eval_split`` (test_heldout) once for the final table: mean +- sd over seeds.
+``model=negclip`` is CLIP with the shards' hard-negative captions in its batch.
 """
 
 from __future__ import annotations
 
+import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+
+# isort: split
 import json
 import shutil
-import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
-from components.config import load_config, to_dict
-from components.data.build import build_synthetic
+from components.config import check, check_path, cli, run_pipeline, to_dict
+from components.data.build import build_synthetic, check_synthetic_options, split_sizes
 from components.data.shards import shard_files, validate_schema
 from components.data.synthetic import SyntheticSpec
+from components.evaluation.loaders.suites import is_public_suite, public_benchmarks
+from components.evaluation.seeds import mean_sd_table, model_means, train_select_test
+from components.evaluation.splits import SplitAccess
+from components.evaluation.zeroshot import ZeroShotConfig, zero_shot_retention
+from components.models.backbone import BackboneConfig
+from components.models.occlip_options import OcclipOptions
 from components.runtime import init_ray
-from components.tracking import log_results, pipeline_run, tracking_uri, write_outputs
+from components.tracking import (
+    finish_model_run,
+    log_config_params,
+    log_model_eval,
+    log_results,
+    pipeline_run,
+    tracking_uri,
+    write_outputs,
+)
 from components.training.loop import TrainConfig
-from components.training.trainer import ScalingSettings, fit
+from components.training.trainer import ScalingSettings, best_checkpoint, fit
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "train_occlip.yaml"
 TRAIN_COLUMNS = ["image", "caption", "graph"]
+EXTRA_COLUMNS = {"negclip": ["negatives"]}  # NegCLIP batches each row's hard-negative captions
+MODELS = {  # model= value -> the models trained, in order
+    "occlip": ["occlip"],
+    "clip": ["clip"],
+    "negclip": ["negclip"],
+    "both": ["occlip", "clip"],
+    "all": ["occlip", "clip", "negclip"],
+}
 
 
 @dataclass
 class SyntheticData:
     """The synthetic world built when ``data`` is empty."""
 
-    world: str = "clevr_pairs"
-    num_scenes: int = 6000
-    coverage: float = 0.7
-    seed: int = 0
-    image_size: int = 64
-    root: str = "datasets"
+    world: str = "clevr_pairs"  # world name (datasets/NAME.yaml)
+    num_scenes: int = 6000  # scenes over all splits
+    coverage: float = 0.7  # fraction of concept combinations seen in training, in (0, 1]
+    seed: int = 0  # seed of the world build
+    image_size: int = 64  # pixels, 16..1024
+    root: str = "datasets"  # folder the built world is cached under
+
+    def validate(self) -> None:
+        check_synthetic_options(self.world, self.coverage, self.image_size, self.num_scenes)
 
 
 @dataclass
 class TrainOcclipConfig:
-    model: str = "both"  # occlip | clip | both
-    init: str = "scratch"  # scratch | pretrained
-    backbone: str = "tiny"  # a registered small config or an open_clip model name
-    pretrained: str = ""  # open_clip tag or local checkpoint path (init=pretrained)
+    model: str = "both"  # occlip | clip | negclip | both (occlip, clip) | all (+ negclip)
+    # name, pretrained (tag | local file: alone it loads), force_quick_gelu, lock_* (backbone.py)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    zeroshot: ZeroShotConfig = field(default_factory=ZeroShotConfig)  # top-1 before/after
     data: str = ""  # a shard directory with train/ and test_heldout/; empty = synthetic
     synthetic: SyntheticData = field(default_factory=SyntheticData)
     parser: str = "template"  # how OC-CLIP parses evaluation captions
-    occlip: dict[str, Any] = field(default_factory=dict)  # OC-CLIP options (see registry)
+    train_parser: str = ""  # "" = the shards' graphs; a parser name re-parses training captions
+    occlip: OcclipOptions = field(default_factory=OcclipOptions)  # OC-CLIP options, typed
+    negclip: dict[str, Any] = field(default_factory=dict)  # NegCLIP options (negclip.py)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one training run per seed
+    train_split: str = "train"  # split trained on (build_shards writes train/val/test)
+    select_split: str = "val_heldout"  # model choice reads only this ("" = none)
     train: TrainConfig = field(default_factory=TrainConfig)
     scaling: ScalingSettings = field(default_factory=ScalingSettings)
-    eval_split: str = "test_heldout"
+    eval_split: str = "test_heldout"  # split the final table is measured on
+    # Hard-negative kinds of the eval split, and public suites "sugarcrepe:ROOT",
+    # "whatsup/controlled_a:ROOT", ... (components.evaluation.loaders.suites), final only.
     suites: list[str] = field(
         default_factory=lambda: ["swap_att", "swap_obj", "swap_rel", "replace_rel", "negation"]
     )
     eval_limit: int = 0  # items per suite, 0 = all
     resume: str = ""  # "": fresh; "auto": continue out/ray/<model>; else a checkpoint dir
-    out: str = "outputs/train_occlip"
-    experiment: str = "train_occlip"
+    out: str = "outputs/train_occlip"  # output folder: checkpoints, results, report
+    experiment: str = "train_occlip"  # MLflow experiment name
+
+    def validate(self) -> None:
+        check(self.model in MODELS, "model", self.model, f"one of {', '.join(MODELS)}")
+        check(bool(self.seeds), "seeds", self.seeds, "at least one seed")
+        check(self.eval_limit >= 0, "eval_limit", self.eval_limit, "an integer >= 0 (0 = all)")
+        if self.data:
+            check_path("data", self.data, "dir")
 
 
 def prepare_data(config: TrainOcclipConfig) -> Path:
@@ -74,51 +117,78 @@ def prepare_data(config: TrainOcclipConfig) -> Path:
     s = config.synthetic
     path = Path(s.root) / f"{s.world}-n{s.num_scenes}-c{s.coverage}-s{s.seed}-{s.image_size}px"
     spec = SyntheticSpec(s.world, s.seed, s.coverage, s.image_size)
-    if not (path / "card.json").exists():  # the card is written last: its absence = unfinished
+    card = path / "card.json"  # written last: its absence means an unfinished build
+    if card.exists() and json.loads(card.read_text())["splits"] != split_sizes(spec, s.num_scenes):
+        print(f"{path}: built from an older world spec (other splits); rebuilding", flush=True)
+        shutil.rmtree(path)
+    if not card.exists():
         build_synthetic(spec, s.num_scenes, path)
     return path
 
 
 def model_spec(config: TrainOcclipConfig, name: str) -> dict[str, Any]:
-    backbone = {
-        "name": config.backbone,
-        "pretrained": config.pretrained if config.init == "pretrained" else None,
-    }
-    options = config.occlip if name == "occlip" else {}
-    return {"name": name, "backbone": backbone, **options}
+    options = {"occlip": asdict(config.occlip), "negclip": config.negclip}.get(name, {})
+    return {"name": name, "backbone": config.backbone.spec(), **options}
 
 
-def train_one(config, name, data, parent_run_id) -> Path:
-    """Fit one model with Ray Train; returns its final checkpoint directory under out/."""
+def checkpoint_dir(config: TrainOcclipConfig, name: str, seed: int) -> Path:
+    """out/<name>/checkpoint for the first seed (what other pipelines read), else seed<s>/."""
+    if seed == config.seeds[0]:
+        return Path(config.out) / name / "checkpoint"
+    return Path(config.out) / name / f"seed{seed}" / "checkpoint"
+
+
+def train_one(config, name, train_dir: Path, parent_run_id, seed: int) -> Path:
+    """Fit one model for one seed with Ray Train; returns its final checkpoint directory."""
     import mlflow
     import ray.data
 
-    files = shard_files(data / "train")
-    validate_schema(pq.read_schema(files[0]), str(files[0]), TRAIN_COLUMNS)
-    dataset = ray.data.read_parquet([str(f) for f in files], columns=TRAIN_COLUMNS)
-    with mlflow.start_run(run_name=name, nested=True, parent_run_id=parent_run_id) as run:
-        mlflow.log_params(
-            {"model": name, **{f"train.{k}": v for k, v in asdict(config.train).items()}}
-        )
+    from components.models.negclip import negative_texts
+    from components.parsing.stage import ParseStageConfig, parse_dataset
+
+    columns = TRAIN_COLUMNS + EXTRA_COLUMNS.get(name, [])
+    files = shard_files(train_dir)
+    validate_schema(pq.read_schema(files[0]), str(files[0]), columns)
+    dataset = ray.data.read_parquet([str(f) for f in files], columns=columns)
+    if config.train_parser and name == "occlip":  # the paper trains on its parser's graphs
+        # materialised: the row count check, the schema and training would each re-parse
+        dataset = parse_dataset(dataset, ParseStageConfig(parser=config.train_parser)).materialize()
+    if "negatives" in columns:  # NegCLIP batches the negatives' captions, not their images
+        dataset = dataset.map_batches(negative_texts, batch_format="pyarrow")
+    train = replace(config.train, seed=seed)
+    val_dataset = None
+    if train.val_every:  # checkpoint selection reads the val split only
+        val_files = [str(f) for f in shard_files(train_dir.parent / train.val_split)]
+        val_dataset = ray.data.read_parquet(val_files, columns=columns)
+        if "negatives" in columns:
+            val_dataset = val_dataset.map_batches(negative_texts, batch_format="pyarrow")
+    run_name = f"{name}-seed{seed}"
+    with mlflow.start_run(run_name=run_name, nested=True, parent_run_id=parent_run_id) as run:
+        log_config_params({**to_dict(config), "train": asdict(train)}, model=name, seed=seed)
         result = fit(
             model_spec(config, name),
-            config.train,
+            train,
             dataset,
             config.scaling,
             storage_path=Path(config.out) / "ray",
-            run_name=name,
+            run_name=run_name,
             mlflow={"tracking_uri": tracking_uri(), "run_id": run.info.run_id},
             resume=config.resume or None,
+            val_dataset=val_dataset,
         )
-    target = Path(config.out) / name / "checkpoint"
+    target = checkpoint_dir(config, name, seed)
     shutil.rmtree(target, ignore_errors=True)
-    with result.checkpoint.as_directory() as directory:
+    with best_checkpoint(result).as_directory() as directory:
         shutil.copytree(directory, target)
+    finish_model_run(run.info.run_id, target)  # checkpoint + curves on the model's run
     return target
 
 
-def evaluate_checkpoint(config, checkpoint: Path, data: Path) -> dict[str, float]:
-    """Accuracy of the positive over its negative, per suite, on the evaluation split."""
+def evaluate_checkpoint(
+    config, checkpoint: Path, data: Path, split_dir: Path, final: bool = False
+) -> dict[str, float]:
+    """Accuracy of the positive over its negative, per suite, on one split directory (and,
+    in the final evaluation only, on the public suites: they are test data)."""
     from components.evaluation.metrics import evaluate
     from components.evaluation.synthetic import synthetic_suites
     from components.models.checkpoint import load_checkpoint
@@ -127,42 +197,100 @@ def evaluate_checkpoint(config, checkpoint: Path, data: Path) -> dict[str, float
     model = load_checkpoint(checkpoint).eval()
     if hasattr(model, "parser"):
         card = json.loads((data / "card.json").read_text()) if (data / "card.json").exists() else {}
-        options = {"world": card["world"]} if config.parser == "template" and card else {}
+        world = card.get("world")  # own data (build_shards) has no world
+        options = {"world": world} if config.parser == "template" and world else {}
         model.parser = get_parser(config.parser, **options)
-    suites = synthetic_suites(data / config.eval_split, config.suites, config.eval_limit or None)
-    return {
-        name: evaluate(model, bench, batch_size=16, progress=False).summary()["accuracy"]
+    kinds = [s for s in config.suites if not is_public_suite(s)]
+    suites = synthetic_suites(split_dir, kinds, config.eval_limit or None)
+    if final:
+        public = [s for s in config.suites if is_public_suite(s)]
+        suites |= {b.name: b for b in public_benchmarks(public, config.eval_limit)}
+    evaluations = {
+        name: evaluate(model, bench, batch_size=16, progress=False)
         for name, bench in suites.items()
         if bench.items
     }
+    log_model_eval(checkpoint, split_dir.name, evaluations)  # metrics + gallery per model
+    return {name: result.summary()["accuracy"] for name, result in evaluations.items()}
 
 
-def report(results: dict[str, dict[str, float]], config: TrainOcclipConfig) -> str:
-    from components.evaluation.report import accuracy_table
+def table_columns(results: dict[str, Any], suites: list[str]) -> list[str]:
+    """Synthetic kinds in config order, then the public benchmarks the results hold."""
+    kinds = [s for s in suites if not is_public_suite(s)]
+    public = sorted({k for r in model_means(results).values() for k in r} - set(kinds))
+    return kinds + public
 
-    title = f"# train_occlip on {config.data or config.synthetic.world} ({config.eval_split})"
-    return "\n".join([title, "", *accuracy_table(results, config.suites)]) + "\n"
+
+def report(results: dict[str, Any], config: TrainOcclipConfig) -> str:
+    """Test table (read once) and the validation table model choice used, mean +- sd."""
+    title = f"# train_occlip on {config.data or config.synthetic.world}, seeds {config.seeds}"
+    lines = [
+        title,
+        "",
+        f"## {config.eval_split} (final)",
+        "",
+        *mean_sd_table(results, table_columns(results, config.suites)),
+    ]
+    if config.select_split and any(model_means(results["val"]).values()):
+        lines += ["", f"## {config.select_split} (selection)", ""]
+        lines += mean_sd_table(results["val"], config.suites)
+    return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str]) -> dict[str, dict[str, float]]:
-    config = load_config(TrainOcclipConfig, argv, DEFAULT_CONFIG)
-    if config.model not in ("occlip", "clip", "both"):
-        raise ValueError(f"model must be occlip, clip or both, got {config.model!r}")
-    names = ["occlip", "clip"] if config.model == "both" else [config.model]
+def main(argv: list[str]) -> dict[str, Any]:
+    return run_pipeline(TrainOcclipConfig, run, argv, DEFAULT_CONFIG)
+
+
+def run(config: TrainOcclipConfig) -> dict[str, Any]:
+    import mlflow
+
+    if config.model not in MODELS:
+        raise ValueError(f"model must be one of {sorted(MODELS)}, got {config.model!r}")
+    if not config.seeds:
+        raise ValueError("seeds must name at least one seed, e.g. seeds=[0,1,2]")
+    names = MODELS[config.model]
     init_ray()
-    results: dict[str, dict[str, float]] = {}
     with pipeline_run(config.experiment, f"train_occlip-{config.model}", to_dict(config)) as run:
         data = prepare_data(config)
-        for name in names:
-            checkpoint = train_one(config, name, data, run.info.run_id)
-            results[name] = evaluate_checkpoint(config, checkpoint, data)
-            print(f"{name}: {results[name]}", flush=True)
-        log_results(results)
+        if config.select_split and not (data / config.select_split).is_dir():
+            raise FileNotFoundError(
+                f"select_split={config.select_split}: no {data / config.select_split}; "
+                "rebuild the data (worlds now write val_heldout) or set select_split=val"
+            )
+        access = SplitAccess(data)
+
+        def train_seed(seed: int) -> dict[str, Path]:
+            with mlflow.start_run(
+                run_name=f"seed{seed}", nested=True, parent_run_id=run.info.run_id
+            ) as seed_run:
+                mlflow.log_param("seed", seed)
+                train_dir = access.path(config.train_split, "train")
+                return {
+                    n: train_one(config, n, train_dir, seed_run.info.run_id, seed) for n in names
+                }
+
+        def evaluate_seed(checkpoints: dict[str, Path], split_dir: Path) -> dict[str, dict]:
+            return {
+                n: evaluate_checkpoint(config, c, data, split_dir, access.in_final)
+                for n, c in checkpoints.items()
+            }
+
+        results = train_select_test(
+            config.seeds, train_seed, evaluate_seed, access, config.select_split, config.eval_split
+        )
+        log_results(model_means(results))
+        log_results(model_means(results["val"]), prefix="val.")
+        access.write(config.out)
         text = report(results, config)
+        if config.zeroshot.root:  # the paper's "fine-tuning keeps zero-shot accuracy" check
+            first = {n: checkpoint_dir(config, n, config.seeds[0]) for n in names}
+            top1 = zero_shot_retention(config.backbone.spec(), first, config.zeroshot)
+            log_results({"zeroshot_top1": top1})
+            text += f"\nZero-shot top-1 on {config.zeroshot.root}: {top1}\n"
         write_outputs(config.out, config, results, text)
     print(text)
     return results
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli(main)

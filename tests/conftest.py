@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
+from s3_server import s3_server  # noqa: F401  (fixture: moto S3 over HTTP)
+from services import mlflow_server, mlflow_server_env, postgres  # noqa: F401  (test servers)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")

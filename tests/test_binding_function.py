@@ -173,3 +173,22 @@ def test_controlled_binding_function_reads_the_model_as_its_own_metric_does():
     assert metrics["real_object_acc"] == pytest.approx(expected)
     assert metrics["level1_r2"] >= metrics["level2_r2"] - 1e-9  # Level I nests Level II
     assert {"additive_object_acc", "global_product_r2_test"} <= set(metrics)
+
+
+def test_targeted_removal_scores_probes_on_scenes_they_were_not_trained_on():
+    """Pure noise per scene: a probe scored on its own training scenes memorises it (the old
+    bug gave ~1.0); scored on the held-out 60% it is at chance."""
+    pairs = all_pairs()
+    noise = np.random.default_rng(5).normal(size=(len(pairs), 512))
+    results = targeted_removal(noise, pairs, VALUE_SIZES, probe_epochs=200)
+    assert results["original"]["object_acc"] < 0.1
+
+
+def test_complexity_sweep_default_probe_is_scored_on_scenes_it_never_trained_on():
+    """Noise embeddings: the 'real' row must be at chance, not memorised (old bug: ~1.0)."""
+    pairs = all_pairs()
+    noise = np.random.default_rng(6).normal(size=(len(pairs), 512))
+    seen = list(range(10))
+    config = ComplexityConfig(families=("additive",), epochs=5, probe_epochs=200)
+    results = complexity_sweep(noise, pairs, VALUE_SIZES, seen, config)
+    assert results["real"]["object_acc"] < 0.1

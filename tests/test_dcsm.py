@@ -210,3 +210,26 @@ def test_own_block_loss_scores_each_scene_only_against_its_own_candidates(featur
         torch.manual_seed(2)
         one = full.collate([row])
         torch.testing.assert_close(block.loss(one)[0], full.loss(one)[0], atol=1e-5, rtol=0)
+
+
+def test_an_empty_lexicon_means_no_functional_rows(rows):
+    from pipelines.train_dcsm import DcsmOptions
+
+    captions = rows.column("caption").to_pylist()
+    options = DcsmOptions(lexicon=[]).model_options()
+    assert options["lexicon"] == []  # not silently the default
+    empty = create_model("dcsm", BACKBONE, context_length=20, lexicon=options["lexicon"])
+    default = create_model("dcsm", BACKBONE, context_length=20)
+    assert empty.signatures.shape[0] == 0 and int(empty.functional(captions).count_nonzero()) == 0
+    assert int(default.functional(captions).count_nonzero()) > 0  # "left"/"right"/"no" marked
+    assert DcsmOptions().model_options()["lexicon"] is None  # unset = the default lexicon
+
+
+def test_naive_mlp_head_scores_maps_without_convolutions(rows):
+    torch.manual_seed(0)
+    model = create_model("dcsm", BACKBONE, context_length=20, head="mlp").eval()
+    assert not any(isinstance(m, torch.nn.Conv2d) for m in model.head.modules())
+    captions = rows.column("caption").to_pylist()[:3]
+    scores = model.score(images_of(rows, 2), captions)
+    assert scores.shape == (2, 3) and torch.isfinite(scores).all()
+    assert float(scores.std()) > 0

@@ -339,3 +339,81 @@ def test_check_images_false_defers_missing_images_to_load_time(sugarcrepe_root):
     bench = get_benchmark("sugarcrepe/swap_att", sugarcrepe_root, check_images=False)
     with pytest.raises(BenchmarkFileMissing, match=r"000000000139\.jpg does not exist"):
         bench.items[0].images[0].load()
+
+
+# -- the real published files (../shared/reference), read as they are -------------------
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+needs_reference = pytest.mark.skipif(
+    not REFERENCE.is_dir(), reason="needs ../shared/reference (real benchmark files)"
+)
+
+
+@needs_reference
+@pytest.mark.parametrize(
+    "split", ["add_att", "add_obj", "replace_att", "replace_obj", "replace_rel", "swap_obj"]
+)
+def test_sugarcrepe_real_split_files_load_every_record(split, tmp_path):
+    path = REFERENCE / "sugarcrepe" / f"{split}.json"
+    records = json.loads(path.read_text())
+    bench = get_benchmark(
+        f"sugarcrepe/{split}", path.parent, image_dir=tmp_path, check_images=False
+    )
+    assert len(bench.items) == len(records)
+    first_key = next(iter(records))
+    item = bench.items[0]
+    assert item.item_id == first_key
+    assert item.texts == (records[first_key]["caption"], records[first_key]["negative_caption"])
+    assert item.images[0].path.name == records[first_key]["filename"]
+
+
+@needs_reference
+@pytest.mark.parametrize(("subset", "rows"), [("controlled_a", 412), ("controlled_b", 408)])
+def test_whatsup_real_controlled_files_load_every_row(subset, rows, tmp_path):
+    root = REFERENCE / "benchmarks" / "whatsup"
+    bench = get_benchmark(f"whatsup/{subset}", root, image_dir=tmp_path, check_images=False)
+    assert len(bench.items) == rows
+    assert all(len(item.texts) == 4 and item.correct_text == (0,) for item in bench.items)
+    first = bench.items[0]
+    if subset == "controlled_a":
+        assert first.images[0].path.name == "beer-bottle_on_armchair.jpeg"
+        assert (first.texts[0], first.category) == ("A beer bottle on a armchair", "on")
+
+
+@needs_reference
+def test_aro_real_vg_relation_entries_put_the_true_caption_second(tmp_path):
+    root = REFERENCE / "benchmarks" / "aro"
+    records = json.loads((root / "visual_genome_relation.json").read_text())
+    bench = get_benchmark("aro/vg_relation", root, image_dir=tmp_path, check_images=False)
+    assert len(bench.items) == len(records)
+    for item, record in zip(bench.items, records, strict=True):
+        assert item.correct_text == (1,)
+        assert item.texts[1] == record["true_caption"]
+        assert item.images[0].bbox is not None
+
+
+@needs_reference
+@pytest.mark.parametrize("subset", ["coco_mcq", "voc_mcq", "synthetic_mcq"])
+def test_negbench_real_mcq_csv_rows_load(subset, tmp_path):
+    from components.evaluation.loaders.negbench import FILES
+
+    root = REFERENCE / "benchmarks" / "negbench" / "images"
+    with (root / FILES[subset]).open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    bench = get_benchmark(f"negbench/{subset}", root, image_dir=tmp_path, check_images=False)
+    assert len(bench.items) == len(rows)
+    assert all(len(item.correct_text) == 1 and len(item.texts) >= 2 for item in bench.items)
+
+
+@needs_reference
+def test_public_suite_specs_name_a_family_or_one_split(tmp_path):
+    from components.config import ConfigError
+    from components.evaluation.loaders.suites import parse_public_suite
+
+    names, root, family = parse_public_suite(f"sugarcrepe:{REFERENCE / 'sugarcrepe'}")
+    assert family and "sugarcrepe/swap_att" in names and root.endswith("sugarcrepe")
+    assert parse_public_suite("whatsup/controlled_a:/x")[0] == ["whatsup/controlled_a"]
+    with pytest.raises(ConfigError, match="'sugarcreep'"):
+        parse_public_suite("sugarcreep:/x")
+    with pytest.raises(ConfigError, match="give the folder"):
+        parse_public_suite("sugarcrepe:")

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -87,32 +88,59 @@ def test_job_submit_trains_on_a_token_auth_head(tmp_path):
         )
         assert unauthorised.returncode != 0
         out = tmp_path / "job-out"
-        command = [
-            "ray",
-            "job",
-            "submit",
-            "--address",
-            address,
-            "--working-dir",
-            str(ROOT),
-            "--",
-            "python",
-            "pipelines/train_occlip.py",
-            "--config",
-            "pipelines/configs/smoke/train_occlip.yaml",
-            "model=clip",
-            f"out={out}",
-            f"synthetic.root={tmp_path / 'datasets'}",
-        ]
-        for _ in range(30):  # the job agent comes up a little after the dashboard answers
-            submit = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-            if "No available agent" not in submit.stderr:
-                break
-            time.sleep(2)
+        smoke = ["--config", "pipelines/configs/smoke/train_occlip.yaml", "model=clip"]
+        data = f"synthetic.root={tmp_path / 'datasets'}"
+        submit = _submit(address, env, [*smoke, f"out={out}", data])
         assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
         assert "succeeded" in submit.stdout
-        results = json.loads((out / "results.json").read_text())
-        assert set(results) == {"clip"} and 0.0 <= results["clip"]["swap_att"] <= 1.0
+        # A relative out= would land in Ray's per-job copy of the checkout: refused up front.
+        relative = _submit(address, env, [*smoke, "out=outputs/job-relative", data])
+        assert relative.returncode != 0
+        assert "relative inside Ray's per-job copy" in relative.stdout + relative.stderr
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=60)
+    # After the cluster is gone, everything is where the job said it would be.
+    assert f"results: {out}/results.json" in submit.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) >= {"clip"}
+    assert (out / "clip" / "checkpoint").is_dir()
+    (run_line,) = [line for line in submit.stdout.splitlines() if line.startswith("MLflow run: ")]
+    run_id = run_line.split()[2]
+    run = MlflowClient(env["MLFLOW_TRACKING_URI"]).get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert "results.json" in {
+        a.path for a in MlflowClient(env["MLFLOW_TRACKING_URI"]).list_artifacts(run_id)
+    }
+
+
+def _submit(address: str, env: dict, args: list[str]) -> subprocess.CompletedProcess:
+    """`ray job submit --working-dir . -- python pipelines/train_occlip.py ARGS`, as the
+    docs write it (retried while the job agent is still starting)."""
+    command = ["ray", "job", "submit", "--address", address, "--working-dir", str(ROOT), "--"]
+    command += ["python", "pipelines/train_occlip.py", *args]
+    for _ in range(30):
+        submit = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+        if "No available agent" not in submit.stderr:
+            return submit
+        time.sleep(2)
+    return submit
+
+
+def test_relative_out_is_refused_only_inside_a_shipped_working_dir(tmp_path, monkeypatch, capsys):
+    from components.config import ConfigError
+    from components.jobs import check_output_location
+
+    shipped = tmp_path / "session_x" / "runtime_resources" / "working_dir_files" / "_ray_pkg_1"
+    shipped.mkdir(parents=True)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    check_output_location("outputs/run")  # a plain checkout: relative is fine
+    monkeypatch.chdir(shipped)
+    with pytest.raises(ConfigError, match="out=outputs/run is relative"):
+        check_output_location("outputs/run")
+    check_output_location(str(tmp_path / "abs"))
+    check_output_location("s3://bucket/run")
+    assert "MLflow logs to sqlite:" in capsys.readouterr().err  # ./mlflow.db would vanish
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    check_output_location("s3://bucket/run")
+    assert capsys.readouterr().err == ""

@@ -331,3 +331,55 @@ def test_param_groups_cover_every_trainable_parameter_once(model):
     no_decay = {id(p) for g in groups if g["weight_decay"] == 0 for p in g["params"]}
     assert id(model.logit_scale) in no_decay and id(model.scorer.alpha_raw) in no_decay
     assert id(model.binding.blocks[0].norm_slots.weight) in no_decay
+
+
+# -- the optimised binding against the implementation it replaced ---------------------
+def reference_binding_module():
+    """components/models/occlip_binding.py as of the commit before the step-time work (git
+    show 9309be1:...), kept verbatim in tests/data: the pinned numbers of the optimisation."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / "occlip_binding_reference.py"
+    spec = importlib.util.spec_from_file_location("occlip_binding_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_optimised_binding_gives_the_reference_scores_and_losses(model, batch):
+    import copy
+
+    reference = copy.deepcopy(model)
+    options = model.options
+    reference.binding = reference_binding_module().BindingModule(
+        128, 128, options["binding_dim"], options["depth"], options["heads"],
+        options["num_default_tokens"], options["competitive"], options["patch_positions"],
+    )  # fmt: skip
+    reference.binding.load_state_dict(model.binding.state_dict())
+    with torch.no_grad():
+        patches = model.encode_patches(batch["images"])
+        graphs = model.encode_graphs(batch)
+        scores = model.pair_scores(patches, graphs)
+        expected = reference.pair_scores(patches, graphs)
+    torch.testing.assert_close(scores, expected, atol=1e-5, rtol=0)
+    assert scores.shape == (5, 5) and scores.std() > 1e-3  # distinct scores, not a constant
+    torch.manual_seed(3)  # the same perturbed graphs for both losses
+    _, parts = model.loss(batch)
+    torch.manual_seed(3)
+    _, expected_parts = reference.loss(batch)
+    for key in ("loss", "itc", "rel"):
+        assert parts[key] == pytest.approx(expected_parts[key], abs=1e-5), key
+
+
+def test_phrases_encoded_in_one_call_equal_each_set_encoded_alone(model, batch):
+    """The encoding this replaced: one text-tower call per set, padding cut per set."""
+    with torch.no_grad():
+        graphs = model.encode_graphs(batch)
+        for key, mask_key in (("node", "nodes"), ("rel", "relations")):
+            tokens, mask = batch[f"{key}_tokens"], batch[f"{key}_mask"]
+            flat = tokens[mask]
+            length = int((flat != model.backbone.pad_id).any(0).nonzero().max()) + 1
+            alone = model.backbone.encode_text(flat[:, :length])  # (n, D)
+            torch.testing.assert_close(graphs[mask_key][mask], alone, atol=1e-5, rtol=0)
+            assert graphs[mask_key][~mask].abs().max() == 0  # padding stays zero

@@ -59,7 +59,16 @@ def test_stage_fills_row_negative_and_positive_graphs(stage):
     assert SceneGraph.from_dict(swap["graph"]).triples() == [("red cat", "on", "white sofa")]
     assert [o["negated"] for o in negation["graph"]["objects"]] == [False, True]
     assert [o["negated"] for o in negation["positive_graph"]["objects"]] == [False, True]
-    assert good.schema.equals(RECORD_SCHEMA)
+    assert good.drop_columns(["parser"]).schema.equals(RECORD_SCHEMA)
+
+
+def test_every_parsed_row_records_the_parser_name_and_version(stage):
+    out = stage(records(ROWS))
+    version = stage.parser.version
+    assert version.startswith(stage.parser.nlp.meta["lang"] + "_" + stage.parser.nlp.meta["name"])
+    assert out.column("parser").to_pylist() == [f"spacy:{version}"] * 4
+    good, rejects = split_rejects(out)
+    assert set(good.column("parser").to_pylist()) == {f"spacy:{version}"}
 
 
 def test_unparseable_rows_become_rejects_with_reasons(stage):

@@ -7,8 +7,10 @@ import json
 import pytest
 
 from components.parsing.llm_parser import (
+    PROMPT_VERSION,
     REJECT_BAD_GRAPH,
     REJECT_NOT_JSON,
+    AnswerNotJSON,
     LLMParser,
     build_prompt,
     fallback_graph,
@@ -36,7 +38,7 @@ class ScriptedBackend:
 
     def __call__(self, prompt: str) -> str:
         self.prompts.append(prompt)
-        caption = prompt.rsplit("Caption: ", 1)[1].removesuffix("\nJSON:")
+        caption = json.loads(prompt.rsplit("Caption: ", 1)[1].removesuffix("\nJSON:"))
         return self.replies[caption].pop(0)
 
 
@@ -101,7 +103,7 @@ def test_parse_batch_falls_back_to_one_node_holding_the_caption():
 def test_prompt_is_few_shot_and_ends_with_the_caption():
     prompt = build_prompt("a red cube")
     assert prompt.count("Caption: ") == 5
-    assert prompt.endswith("Caption: a red cube\nJSON:")
+    assert prompt.endswith('Caption: "a red cube"\nJSON:')
     assert "Return JSON only" in prompt
 
 
@@ -111,31 +113,66 @@ def test_missing_local_model_fails_without_downloading(tmp_path):
         LLMParser(model=str(tmp_path / "no-such-model"), engine="transformers")
 
 
-def test_tiny_local_causal_lm_runs_end_to_end_and_its_garbage_is_rejected(tmp_path):
-    """A random 1-layer Llama saved to disk: the real transformers path, no download."""
-    transformers = pytest.importorskip("transformers")
-    from tokenizers import Tokenizer, models, pre_tokenizers
+def _tiny_bpe_llama(folder) -> None:
+    """A random 2-layer Llama and a byte-level BPE trained here on the prompt text, saved."""
+    import torch
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    vocab = {
-        w: i for i, w in enumerate(["<pad>", "<eos>", "<unk>", "a", "cat", "on", "mat", "JSON:"])
-    }
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<pad>", "<eos>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator([build_prompt("a white cat on a red sofa")] * 4, trainer)
     fast = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
+        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="<eos>"
     )
     config = transformers.LlamaConfig(
-        vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
-        pad_token_id=0, eos_token_id=1,
+        vocab_size=tokenizer.get_vocab_size(), hidden_size=32, intermediate_size=64,
+        num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+        max_position_embeddings=2048, pad_token_id=0, eos_token_id=1,
     )  # fmt: skip
-    model = transformers.AutoModelForCausalLM.from_config(config)
-    fast.save_pretrained(tmp_path)
-    model.save_pretrained(tmp_path)
+    torch.manual_seed(0)
+    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    fast.save_pretrained(folder)
 
-    parser = LLMParser(model=str(tmp_path), engine="transformers", max_new_tokens=4)
-    results = parser.parse_results(["a cat", "a cat on a mat"])
-    assert len(results) == 2
-    # The vocabulary has no braces, so no answer can hold JSON: both are rejected.
-    assert [r.reason for r in results] == [REJECT_NOT_JSON, REJECT_NOT_JSON]
-    assert all(isinstance(r.raw, str) for r in results)
+
+@pytest.mark.slow
+def test_tiny_local_causal_lm_runs_end_to_end_and_its_garbage_is_rejected(tmp_path):
+    """The real transformers path on a model saved to disk: batched, nothing downloaded."""
+    pytest.importorskip("transformers")
+    from components.parsing.llm_parser import TransformersBackend
+
+    _tiny_bpe_llama(tmp_path)
+    captions = ["a cat", "a white cat on a red sofa", "two dogs playing next to a bench"]
+    parser = LLMParser(model=str(tmp_path), engine="transformers", max_new_tokens=6, batch_size=3)
+    assert isinstance(parser.backend, TransformersBackend)
+    results = parser.parse_results(captions)
+    # Random weights answer garbage: every caption is a counted reject keeping the raw text.
+    assert [r.reason for r in results] == [REJECT_NOT_JSON] * 3
+    assert all(isinstance(r.raw, str) and r.raw for r in results)
+    # Left-padded batch generation answers each prompt as generating it alone would.
+    prompts = [build_prompt(c) for c in captions]
+    assert parser.backend.batch(prompts) == [parser.backend(p) for p in prompts]
+    assert parser.version == f"{tmp_path}+prompt{PROMPT_VERSION}"
+
+
+@pytest.mark.slow
+def test_vllm_backend_decodes_only_scene_graph_json(tmp_path):
+    """Schema-guided decoding: even random weights can only emit schema-valid JSON."""
+    pytest.importorskip("vllm")
+    from components.parsing.llm_parser import VLLMBackend
+
+    _tiny_bpe_llama(tmp_path)
+    backend = VLLMBackend(str(tmp_path), max_new_tokens=1024, enforce_eager=True)
+    for answer in backend.batch([build_prompt("a cat"), build_prompt("a dog on a mat")]):
+        try:
+            graph_from_answer(answer)
+        except AnswerNotJSON:
+            pytest.fail(f"guided decoding produced non-JSON: {answer!r}")
+        except SceneGraphError as err:  # index ranges are the one check a schema cannot make
+            assert "relations[" in str(err), (answer, err)

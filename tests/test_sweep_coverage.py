@@ -37,7 +37,14 @@ def test_two_trial_sweep_writes_two_mlflow_runs_and_restores(ray_cluster, mlflow
     results = main(argv)
     assert results["coverage"]["trials"] == {"finished": 2, "total": 2}
     mlflow.set_tracking_uri(mlflow_uri)
-    runs = mlflow.search_runs(experiment_names=["sweep_coverage_smoke"])
+    everything = mlflow.search_runs(experiment_names=["sweep_coverage_smoke"])
+    summary = everything[everything["tags.mlflow.runName"] == "sweep_coverage_smoke-summary"]
+    runs = everything.drop(summary.index)  # the trials; the summary shares their experiment
+    assert len(summary) == 1
+    summary_files = {a.path for a in mlflow.MlflowClient().list_artifacts(summary["run_id"][0])}
+    assert {"report.md", "report.html", "coverage.png"} <= summary_files
+    assert "tune" not in summary_files  # trial checkpoints are not uploaded with the summary
+    assert "metrics.config/coverage" not in runs  # trial config is params, not metrics
     assert len(runs) == 2
     assert set(runs["status"]) == {"FINISHED"}
     assert (
@@ -56,4 +63,5 @@ def test_two_trial_sweep_writes_two_mlflow_runs_and_restores(ray_cluster, mlflow
 
     restored = main(argv)  # same out: Tuner.restore, nothing left to run
     assert restored["coverage"]["heldout_object_acc"] == results["coverage"]["heldout_object_acc"]
-    assert len(mlflow.search_runs(experiment_names=["sweep_coverage_smoke"])) == 2
+    after = mlflow.search_runs(experiment_names=["sweep_coverage_smoke"])
+    assert (~after["tags.mlflow.runName"].str.endswith("-summary")).sum() == 2

@@ -53,6 +53,7 @@ def test_two_trial_sweep_selects_the_lowest_val_ce_and_reports_its_test_bits(
 
     mlflow.set_tracking_uri(mlflow_uri)
     runs = mlflow.search_runs(experiment_names=["sweep_probes_smoke"])
+    runs = runs[runs["tags.mlflow.runName"] != "sweep_probes_smoke-summary"]  # the trials
     assert len(runs) == 2 and set(runs["status"]) == {"FINISHED"}
     assert set(runs["params.probe/lr"]) == {"0.001", "0.01"}
     # one Tune result per epoch: what ASHA on val_ce_o needs
@@ -83,7 +84,10 @@ def test_two_trial_sweep_selects_the_lowest_val_ce_and_reports_its_test_bits(
     assert test["B_star"] == pytest.approx(test["H_O_given_F"] - test["CE_O"] + test["CE_F"])
     assert [t["val_ce_o"] for t in saved["by_val_ce"]] == sorted(runs["metrics.best_val_ce_o"])
 
-    summary = mlflow.search_runs(experiment_names=["sweep_probes_smoke-summary"])
+    summary = mlflow.search_runs(
+        experiment_names=["sweep_probes_smoke"],
+        filter_string="tags.mlflow.runName = 'sweep_probes_smoke-summary'",
+    )
     assert len(summary) == 1
     assert summary["params.best.lr"][0] == lowest["params.probe/lr"]
     assert summary["metrics.test.B_star"][0] == pytest.approx(test["B_star"])

@@ -243,3 +243,30 @@ def test_colorshape_scene_has_18_objects_covering_6_colours_and_6_shapes():
     assert len(set(values)) == 18
     assert len({c for c, _ in values}) == 6 and len({s for _, s in values}) == 6
     assert sum(row["object_code"]) == 18 and sum(row["feature_code"]) == 12
+
+
+@pytest.mark.parametrize("world_name", ["clevr", "clevr_pairs"])
+def test_val_heldout_exists_and_shares_no_scene_with_test_heldout(world_name):
+    world = get_world(world_name)
+    assert "val_heldout" in [s.name for s in world.split_specs()]
+    coverage = coverage_split(world.space, 0.7, 7)
+    val, test = _builder(world_name, "val_heldout", 0.7), _builder(world_name, "test_heldout", 0.7)
+    assert val.allowed <= coverage.heldout and test.allowed <= coverage.heldout
+
+    def scenes(builder):
+        rows = [builder.row(i) for i in range(12)]
+        layouts = {tuple((o["object_index"], *o["bbox"]) for o in r["objects"]) for r in rows}
+        return {r["id"] for r in rows}, {r["image"] for r in rows}, layouts
+
+    val_ids, val_images, val_layouts = scenes(val)
+    test_ids, test_images, test_layouts = scenes(test)
+    assert not val_ids & test_ids and not val_images & test_images
+    assert not val_layouts & test_layouts
+
+
+def test_a_world_with_enough_heldout_objects_halves_them_between_val_and_test():
+    big = _builder("clevr", "val_heldout", 0.7).allowed  # 29 held-out objects
+    assert not big & _builder("clevr", "test_heldout", 0.7).allowed
+    assert abs(len(big) - 29 / 2) <= 0.5
+    small = _builder("clevr_pairs", "val_heldout", 0.7).allowed  # 8: too few to halve
+    assert small == _builder("clevr_pairs", "test_heldout", 0.7).allowed and len(small) == 8

@@ -17,9 +17,11 @@ run changes only ``cpus_per_trial``/``gpus_per_trial``, the grid and the model s
 
 from __future__ import annotations
 
+import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+
+# isort: split
 import os
 import re
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -29,10 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from components.config import load_config, to_dict
+from components.config import check, cli, run_pipeline, to_dict
 from components.models.controlled import ControlledDualEncoder, ControlledModelConfig
 from components.models.controlled_pixels import pixel_world
 from components.models.controlled_world import TokenWorld
+from components.outputs import check_manifest, config_manifest
 from components.probes.complexity import ComplexityConfig, controlled_binding_function
 from components.runtime import init_ray
 from components.tracking import log_outputs, log_results, pipeline_run, write_outputs
@@ -51,13 +54,15 @@ WORLD_NAME = re.compile(r"^C(\d+)V(\d+)$")
 class SweepCoverageConfig:
     """Grid, per-trial resources and the model/training settings shared by all trials."""
 
-    out: str = "outputs/sweep_coverage"
-    name: str = "sweep_coverage"
-    experiment: str = "sweep_coverage"
+    out: str = "outputs/sweep_coverage"  # output folder: manifest, results, coverage.png, report
+    name: str = "sweep_coverage"  # Tune experiment name (trial folders under out/)
+    experiment: str = "sweep_coverage"  # MLflow experiment of the trials and the summary
+    # token worlds CxVy: C concepts with V values each
     worlds: list[str] = field(default_factory=lambda: ["C3V4", "C4V3"])
+    # grid axis: fraction of objects seen in training
     coverages: list[float] = field(default_factory=lambda: [0.2, 0.35, 0.5, 0.65, 0.8])
-    seeds: list[int] = field(default_factory=lambda: [0])
-    max_objects: int = 2
+    seeds: list[int] = field(default_factory=lambda: [0])  # grid axis: seeds per (world, coverage)
+    max_objects: int = 2  # objects per scene
     model: ControlledModelConfig = field(default_factory=ControlledModelConfig)
     train: ControlledTrainConfig = field(default_factory=ControlledTrainConfig)
     # The paper's diagnostic pair (generalising models fit the global product); 500 epochs
@@ -67,12 +72,20 @@ class SweepCoverageConfig:
             families=("additive", "global_product"), epochs=500
         )
     )
-    asha: bool = False
-    asha_grace_evals: int = 4
-    cpus_per_trial: float = 1.0
+    asha: bool = False  # stop weak trials early with ASHA
+    asha_grace_evals: int = 4  # evaluations before ASHA may stop a trial
+    cpus_per_trial: float = 1.0  # CPUs per trial (sets concurrency)
     gpus_per_trial: float = -1.0  # < 0: 0.25 of a GPU when the cluster has GPUs, else none
     max_concurrent_trials: int = 0  # 0: as many as resources allow
-    resume: bool = True
+    resume: bool = True  # continue a matching interrupted sweep in out/
+    overwrite: bool = False  # true: empty an out= made with another grid and sweep afresh
+
+    def validate(self) -> None:
+        check(bool(self.worlds), "worlds", self.worlds, "at least one world")
+        bad = [c for c in self.coverages if not 0.0 < c <= 1.0]
+        check(bool(self.coverages) and not bad, "coverages", self.coverages, "fractions in (0, 1]")
+        check(bool(self.seeds), "seeds", self.seeds, "at least one seed")
+        check(self.cpus_per_trial > 0, "cpus_per_trial", self.cpus_per_trial, "> 0")
 
 
 def parse_world(name: str, max_objects: int) -> TokenWorld:
@@ -372,9 +385,13 @@ def run_sweep(config: SweepCoverageConfig) -> Any:
 
 
 def main(argv: list[str]) -> dict[str, Any]:
-    """Run the sweep and write config.yaml, results.json, coverage.png and report.md to out/."""
+    return run_pipeline(SweepCoverageConfig, run, argv, DEFAULT_CONFIG)
 
-    config = load_config(SweepCoverageConfig, argv, DEFAULT_CONFIG)
+
+def run(config: SweepCoverageConfig) -> dict[str, Any]:
+    """Run the sweep and write config.yaml, results.json, coverage.png and report.md to out/."""
+    # a changed grid must not restore the old experiment and overwrite its report
+    check_manifest(config.out, config_manifest(config), config.overwrite)
     for world in config.worlds:  # fail on a bad name or an undrawable world before Ray starts
         token_world = parse_world(world, config.max_objects)
         if config.model.scene_input == "pixels":
@@ -400,13 +417,13 @@ def main(argv: list[str]) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     plot(results["coverage"], out / "coverage.png")
     report = report_text(results["coverage"], config, time.time() - started)
-    write_outputs(out, config, results, report)
-    with pipeline_run(f"{config.experiment}-summary", config.name, to_dict(config)):
+    with pipeline_run(config.experiment, f"{config.name}-summary", to_dict(config)):
+        write_outputs(out, config, results, report)
         log_results(results)
-        log_outputs(out)
+        log_outputs(out)  # report and plots; trial checkpoints stay in out/tune
     print(report)
     return results
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli(main)

@@ -20,6 +20,9 @@ On a multi-node cluster ``out`` (or ``features``) must be on storage every node 
 
 from __future__ import annotations
 
+import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+
+# isort: split
 import itertools
 import os
 import sys
@@ -39,8 +42,9 @@ except ModuleNotFoundError:  # run as a script: the repository root is not on sy
     from pipelines.probe_binding import ProbeData as SceneData
     from pipelines.probe_binding import binding_inputs, load_world, model_spec, prepare_data
 
-from components.config import load_config, to_dict
+from components.config import check, cli, run_pipeline, to_dict
 from components.data.shards import shard_files
+from components.outputs import check_manifest, config_manifest
 from components.probes.binding_info import (
     FAMILIES,
     TOKEN_FAMILIES,
@@ -50,6 +54,7 @@ from components.probes.binding_info import (
     ProbeOptions,
     binding_scores,
     fit_probe,
+    input_statistics,
     make_probe,
 )
 from components.probes.extract import ExtractConfig, extract_features, load_features
@@ -75,10 +80,10 @@ FAMILY_KNOBS = {
 class ProbeSpace:
     """The grid: every list is one axis; a one-element list fixes that knob."""
 
-    families: list[str] = field(default_factory=lambda: ["quadratic"])
-    lr: list[float] = field(default_factory=lambda: [1e-3, 3e-3])
-    weight_decay: list[float] = field(default_factory=lambda: [1e-4])
-    epochs: list[int] = field(default_factory=lambda: [20])
+    families: list[str] = field(default_factory=lambda: ["quadratic"])  # grid axis: probe families
+    lr: list[float] = field(default_factory=lambda: [1e-3, 3e-3])  # grid axis: learning rates
+    weight_decay: list[float] = field(default_factory=lambda: [1e-4])  # grid axis: weight decays
+    epochs: list[int] = field(default_factory=lambda: [20])  # grid axis: epochs
     rank: list[int] = field(default_factory=lambda: [16])  # quadratic, shared, attention
     hidden: list[int] = field(default_factory=lambda: [128])  # dnn
 
@@ -87,15 +92,15 @@ class ProbeSpace:
 class SweepProbesConfig:
     """Where features come from, the grid, and the settings every trial shares."""
 
-    out: str = "outputs/sweep_probes"
-    name: str = "sweep_probes"
-    experiment: str = "sweep_probes"
+    out: str = "outputs/sweep_probes"  # output folder: manifest, results, report
+    name: str = "sweep_probes"  # Tune experiment name (trial folders under out/)
+    experiment: str = "sweep_probes"  # MLflow experiment of the trials and the summary
     features: str = ""  # an extracted features dir (train/ val/ test/); empty = extract to out/
     # Used when features is empty (as in pipelines/probe_binding.py); data.data also names the
     # shard dir of given features when their meta's shard paths do not lead to its card.json.
     backbone: str = "tiny"
-    pretrained: str = ""
-    checkpoint: str = ""
+    pretrained: str = ""  # open_clip tag or local weights for backbone
+    checkpoint: str = ""  # a bindkit checkpoint directory to probe instead
     data: SceneData = field(default_factory=SceneData)
     extract: ExtractConfig = field(
         default_factory=lambda: ExtractConfig(layers=[-1], patch_tokens=False)
@@ -105,12 +110,22 @@ class SweepProbesConfig:
     space: ProbeSpace = field(default_factory=ProbeSpace)
     dnn_layers: int = 3  # the dnn family's depth (fixed; rank and hidden come from space)
     fit: FitConfig = field(default_factory=FitConfig)  # lr, weight_decay, epochs come from space
-    asha: bool = False
-    asha_grace_epochs: int = 4
-    cpus_per_trial: float = 1.0
+    asha: bool = False  # stop weak trials early with ASHA
+    asha_grace_epochs: int = 4  # epochs before ASHA may stop a trial
+    cpus_per_trial: float = 1.0  # CPUs per trial (sets concurrency)
     gpus_per_trial: float = -1.0  # < 0: 0.25 of a GPU when the cluster has GPUs, else none
     max_concurrent_trials: int = 0  # 0: as many as resources allow
-    resume: bool = True
+    resume: bool = True  # continue a matching interrupted sweep in out/
+    overwrite: bool = False  # true: empty an out= made with another grid and sweep afresh
+
+    def validate(self) -> None:
+        check(self.cpus_per_trial > 0, "cpus_per_trial", self.cpus_per_trial, "> 0")
+        check(
+            self.representation in ("cls", "mean"),
+            "representation",
+            self.representation,
+            "cls | mean",
+        )
 
 
 def probe_grid(space: ProbeSpace) -> list[dict[str, Any]]:
@@ -147,17 +162,14 @@ def fit_target(
     family = probe_config["family"]
     representation = "tokens" if family in TOKEN_FAMILIES else trial["representation"]
     column = {"O": "object_code", "F": "feature_code"}[target]
-    data = {
-        split: ProbeData(
-            binding_inputs(features[split], trial["layer"], representation),
-            features[split][column],
-        )
-        for split in SPLITS
-    }
     options = ProbeOptions(
         layers=trial["dnn_layers"], **{k: probe_config[k] for k in FAMILY_KNOBS[family]}
     )
     fit = FitConfig(**trial["fit"], **{k: probe_config[k] for k in SWEPT_FIT})
+    inputs = {s: binding_inputs(features[s], trial["layer"], representation) for s in SPLITS}
+    # As in measure_binding: standardise with the train split's statistics.
+    mean, std = input_statistics(inputs["train"]) if fit.standardize else (None, None)
+    data = {split: ProbeData(inputs[split], features[split][column], mean, std) for split in SPLITS}
     # As in measure_binding: colour/shape sharing only makes sense for O.
     target_family = "quadratic" if family == "shared_quadratic" and target == "F" else family
     probe = make_probe(
@@ -330,11 +342,16 @@ def report_text(summary: dict[str, Any], config: SweepProbesConfig, seconds: flo
 
 
 def main(argv: list[str]) -> dict[str, Any]:
+    return run_pipeline(SweepProbesConfig, run, argv, DEFAULT_CONFIG)
+
+
+def run(config: SweepProbesConfig) -> dict[str, Any]:
     """Run the sweep; write config.yaml, results.json and report.md to out/, log a summary."""
     import mlflow
 
-    config = load_config(SweepProbesConfig, argv, DEFAULT_CONFIG)
     probe_grid(config.space)  # fail on a bad family before Ray starts
+    # a changed grid must not restore the old experiment and overwrite its report
+    check_manifest(config.out, config_manifest(config), config.overwrite)
     if config.representation not in REPRESENTATIONS:
         raise ValueError(
             f"representation must be one of {REPRESENTATIONS}, got {config.representation!r}"
@@ -359,7 +376,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     results = {"sweep_probes": summary}
     out = Path(config.out)
     report = report_text(summary, config, time.time() - started)
-    with pipeline_run(f"{config.experiment}-summary", config.name, to_dict(config)):
+    with pipeline_run(config.experiment, f"{config.name}-summary", to_dict(config)):
         mlflow.log_params({f"best.{k}": v for k, v in summary["best"].items()})
         log_results({"test": summary["test"], "val": summary["val"]})
         write_outputs(out, config, results, report)
@@ -368,4 +385,4 @@ def main(argv: list[str]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli(main)

@@ -3,7 +3,10 @@
 Each Ray task renders and writes one whole shard under a deterministic name
 (``part-00012.parquet``) with an atomic rename. Rebuilding gives identical files, and a
 rerun of an interrupted build skips shards already on disk, so nothing is duplicated or
-lost. The caller owns ``ray.init``; components never start Ray.
+lost. Skipping by file name is only safe because ``out/manifest.json`` (written before the
+first shard) must match: a rerun with another seed, coverage, image size or shard size
+refuses instead of passing old shards off under a new card. The caller owns ``ray.init``;
+components never start Ray.
 """
 
 from __future__ import annotations
@@ -18,9 +21,14 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from components.config import check
 from components.data.concepts import coverage_split
 from components.data.shards import write_shard
 from components.data.synthetic import SceneRowBuilder, SyntheticSpec
+from components.outputs import check_manifest, run_lock
+
+MANIFEST_FORMAT = 1  # bump when the row layout or rendering changes what a shard holds
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,43 @@ class ShardTask:
     shard: int
     start: int
     stop: int
+
+
+def check_synthetic_options(
+    world: str, coverage: float, image_size: int, num_scenes: int, rows_per_shard: int = 1
+) -> None:
+    """Reject values a build cannot honour, before Ray starts (InvalidValue names the key)."""
+    from components.data.worlds import DATASETS_DIR, load_world_spec
+
+    try:
+        load_world_spec(world)
+    except (FileNotFoundError, ValueError):
+        known = ", ".join(sorted(p.stem for p in DATASETS_DIR.glob("*.yaml")))
+        check(False, "world", world, f"a world name ({known}) or a world spec YAML path")
+    check(0.0 < coverage <= 1.0, "coverage", coverage, "a fraction in (0, 1]")
+    check(
+        MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE,
+        "image_size",
+        image_size,
+        f"pixels in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}]",
+    )
+    check(num_scenes >= 1, "num_scenes", num_scenes, "an integer >= 1")
+    check(rows_per_shard >= 1, "rows_per_shard", rows_per_shard, "an integer >= 1")
+
+
+def build_manifest(spec: SyntheticSpec, num_scenes: int, rows_per_shard: int) -> dict[str, Any]:
+    """Everything that decides a synthetic build's bytes (what a resume must match)."""
+    return {
+        "builder": "build_synthetic",
+        "format": MANIFEST_FORMAT,
+        "world": spec.world,
+        "world_overrides": dict(spec.world_overrides),
+        "seed": spec.seed,
+        "coverage": spec.coverage,
+        "image_size": spec.image_size,
+        "num_scenes": num_scenes,
+        "rows_per_shard": rows_per_shard,
+    }
 
 
 def plan_shards(split_sizes: dict[str, int], rows_per_shard: int) -> list[ShardTask]:
@@ -86,15 +131,31 @@ def build_synthetic(
     rows_per_shard: int = 200,
     num_cpus_per_task: float = 1.0,
     num_actors: int | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Render every split into ``out/<split>/part-*.parquet`` and write ``out/card.json``.
 
     ``num_actors`` fixes the pool size (benchmarks, a shared cluster); None lets Ray Data
-    grow the pool from one actor as the cluster's CPUs allow.
+    grow the pool from one actor as the cluster's CPUs allow. ``overwrite`` empties an
+    ``out`` built with other settings instead of refusing it.
     """
+    out = Path(out)
+    check_synthetic_options(spec.world, spec.coverage, spec.image_size, num_scenes, rows_per_shard)
+    with run_lock(out):
+        check_manifest(out, build_manifest(spec, num_scenes, rows_per_shard), overwrite)
+        return _build(spec, num_scenes, out, rows_per_shard, num_cpus_per_task, num_actors)
+
+
+def _build(
+    spec: SyntheticSpec,
+    num_scenes: int,
+    out: Path,
+    rows_per_shard: int,
+    num_cpus_per_task: float,
+    num_actors: int | None,
+) -> dict[str, Any]:
     import ray.data
 
-    out = Path(out)
     sizes = split_sizes(spec, num_scenes)
     tasks = plan_shards(sizes, rows_per_shard)
     started = time.perf_counter()

@@ -129,3 +129,20 @@ def coverage_split(
         coverage=coverage,
         seed=seed,
     )
+
+
+def heldout_partition(
+    coverage: CoverageSplit, min_split: int
+) -> tuple[frozenset[int], frozenset[int]]:
+    """(validation, test) held-out objects, so model choice never sees a test object.
+
+    With at least ``min_split`` held-out objects they are halved by a seeded permutation
+    (as the coverage sweep splits them); a smaller world cannot spare objects, so both
+    sides get every held-out object and only the scenes differ.
+    """
+    heldout = sorted(coverage.heldout)
+    if len(heldout) < max(2, min_split):
+        return frozenset(heldout), frozenset(heldout)
+    order = np.random.default_rng(coverage.seed + 1).permutation(heldout)
+    half = len(order) // 2
+    return frozenset(int(i) for i in order[:half]), frozenset(int(i) for i in order[half:])

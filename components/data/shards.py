@@ -7,12 +7,14 @@ training step.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from components.data.schema import RECORD_SCHEMA
+from components.data.storage import expand_paths, filesystem_and_path, is_uri
 
 ROW_GROUP_SIZE = 256  # rows; images are ~2-30 KB, so groups of a few MB stream well
 
@@ -21,12 +23,20 @@ class ShardError(ValueError):
     """A shard that cannot be read as bindkit records; names the file and column."""
 
 
-def write_shard(table: pa.Table, path: str | Path) -> Path:
-    """Write one shard atomically (tmp + rename), so an interrupted run leaves no half file."""
+def write_shard(table: pa.Table, path: str | Path) -> str | Path:
+    """Write one shard whole: locally via tmp + rename, so an interrupted run leaves no half
+    file; on an object store as one upload, which is never visible half-written."""
+    table = table.select(RECORD_SCHEMA.names).cast(RECORD_SCHEMA)
+    if is_uri(str(path)):
+        fs, inner = filesystem_and_path(str(path))
+        fs.create_dir(inner.rsplit("/", 1)[0], recursive=True)
+        pq.write_table(
+            table, inner, filesystem=fs, compression="zstd", row_group_size=ROW_GROUP_SIZE
+        )
+        return path
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = table.select(RECORD_SCHEMA.names).cast(RECORD_SCHEMA)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = Path(f"{path}.tmp-{os.getpid()}")
     pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_SIZE)
     tmp.replace(path)
     return path
@@ -43,28 +53,27 @@ def validate_schema(schema: pa.Schema, source: str, columns: list[str] | None = 
             raise ShardError(f"{source}: column {name!r} has type {actual}, expected {expected}")
 
 
-def shard_files(root: str | Path) -> list[Path]:
-    """Sorted Parquet files under a split directory (or a single file)."""
-    root = Path(root)
-    if root.is_file():
-        return [root]
-    files = sorted(root.rglob("*.parquet"))
-    if not files:
-        raise ShardError(f"{root}: no .parquet shards found")
-    return files
+def shard_files(root: str | Path) -> list[str]:
+    """Sorted Parquet files under a split directory, a single file, or a URI/pattern of
+    them (``s3://bucket/data/train``): local paths or URIs, as given."""
+    try:
+        return expand_paths(str(root), (".parquet",))
+    except FileNotFoundError as err:
+        raise ShardError(f"{root}: no .parquet shards found") from err
 
 
 def read_shards(root: str | Path, columns: list[str] | None = None) -> pa.Table:
     """Read and validate every shard under ``root`` into one table."""
     tables = []
     for path in shard_files(root):
+        fs, inner = filesystem_and_path(path)
         try:
-            schema = pq.read_schema(path)
+            schema = pq.read_schema(inner, filesystem=fs)
         except (pa.ArrowInvalid, OSError) as err:
             raise ShardError(f"{path}: not a readable Parquet file ({err})") from err
         validate_schema(schema, str(path), columns)
         try:
-            tables.append(pq.read_table(path, columns=columns))
+            tables.append(pq.read_table(inner, columns=columns, filesystem=fs))
         except (pa.ArrowInvalid, OSError) as err:
             raise ShardError(f"{path}: corrupt data ({err})") from err
     return pa.concat_tables(tables)

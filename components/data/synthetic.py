@@ -16,7 +16,7 @@ import pyarrow as pa
 from PIL import Image
 
 from components.data.captions import plan_caption
-from components.data.concepts import CoverageSplit, coverage_split
+from components.data.concepts import CoverageSplit, coverage_split, heldout_partition
 from components.data.grammar import realise
 from components.data.negatives import make_negatives
 from components.data.schema import RECORD_SCHEMA
@@ -45,9 +45,20 @@ class SyntheticSpec:
 
 
 def allowed_objects(world: World, split_objects: str, coverage: CoverageSplit) -> frozenset[int]:
-    """The objects a split's scenes (and its negatives) may contain."""
+    """The objects a split's scenes (and its negatives) may contain.
+
+    ``heldout_val`` / ``heldout_test`` are the two halves of the held-out objects when the
+    world has at least ``heldout_split_min`` of them (spec key, default 10), else all of them.
+    """
     everything = frozenset(range(world.space.num_objects))
-    return {"seen": coverage.seen, "heldout": coverage.heldout, "all": everything}[split_objects]
+    val, test = heldout_partition(coverage, int(world.spec.get("heldout_split_min", 10)))
+    return {
+        "seen": coverage.seen,
+        "heldout": coverage.heldout,
+        "heldout_val": val,
+        "heldout_test": test,
+        "all": everything,
+    }[split_objects]
 
 
 class SceneRowBuilder:
@@ -65,7 +76,8 @@ class SceneRowBuilder:
         self.allowed = allowed_objects(self.world, split_spec.objects, self.coverage)
         # Negatives in seen-object splits stay within seen objects; tests may name any.
         everything = frozenset(range(self.world.space.num_objects))
-        self.negative_allowed = everything if split_spec.objects == "heldout" else self.allowed
+        heldout = split_spec.objects.startswith("heldout")
+        self.negative_allowed = everything if heldout else self.allowed
 
     def row(self, index: int) -> dict[str, Any]:
         rng = np.random.default_rng([self.spec.seed, self.split_number, index])

@@ -29,7 +29,7 @@ def synthetic_suites(
     items: dict[str, list[BenchmarkItem]] = {suite: [] for suite in suites}
     for row in table.to_pylist():
         image = None
-        for negative in row["negatives"]:
+        for negative in row["negatives"] or []:  # own data (build_shards) has none
             kind = negative["kind"]
             if kind not in items or (limit and len(items[kind]) >= limit):
                 continue

@@ -26,6 +26,7 @@ text), so its cosine is the mean of its dense map and every word and patch is tr
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import open_clip
@@ -34,13 +35,16 @@ from open_clip.transform import PreprocessCfg, image_transform_v2
 from open_clip.transformer import text_global_pool
 from torch import nn
 
+from components.models.pretrained import SCHEMAS, PretrainedError, check_pretrained
+from components.models.towers import UnsupportedBackbone, image_tokens, image_width
 
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+
+def merge_config(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Recursive dict update: small-config overrides may change one field of vision_cfg."""
     merged = copy.deepcopy(base)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_config(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
@@ -89,10 +93,90 @@ SMALL_CONFIGS: dict[str, dict[str, Any]] = {
 
 
 # Mean pooling on both sides (module docstring): the backbone DCSM's maps can be read from.
-SMALL_CONFIGS["tiny-dense"] = _merge(
+SMALL_CONFIGS["tiny-dense"] = merge_config(
     SMALL_CONFIGS["tiny"], {"text_pool": "mean", "vision_cfg": {"pool_type": "avg"}}
 )
 TEXT_POOLS = ("tower", "mean")
+
+
+@dataclass
+class BackboneConfig:
+    """The backbone block every pipeline shares (train_occlip, train_dcsm, evaluate, probes).
+
+    Option names follow open_clip_train: ``pretrained`` alone loads weights (a tag, a local
+    file or an open_clip_train checkpoint); ``force_quick_gelu`` as ``--force-quick-gelu``
+    (a local OpenAI file needs it: only tags say so themselves); ``lock_*`` as
+    ``--lock-image``/``--lock-text`` with their unlocked groups/layers (LiT-style freezing).
+    """
+
+    name: str = "tiny"  # a small config, an open_clip name, or hf-hub:/local-dir:
+    pretrained: str = ""  # open_clip tag | local weights file | "" (random init)
+    force_quick_gelu: bool = False
+    image_size: int = 0  # 0 = the architecture's own
+    lock_image: bool = False
+    lock_image_unlocked_groups: int = 0  # last N layer groups of the image tower train
+    lock_image_freeze_bn_stats: bool = False
+    lock_text: bool = False
+    lock_text_unlocked_layers: int = 0  # last N blocks of the text tower train
+
+    def validate(self) -> None:
+        """Bad values end the run before Ray starts (components.config.validate_tree)."""
+        from components.config import check
+
+        for key in ("image_size", "lock_image_unlocked_groups", "lock_text_unlocked_layers"):
+            check(getattr(self, key) >= 0, key, getattr(self, key), "an integer >= 0")
+        try:
+            check_pretrained(self.name, self.pretrained or None)
+        except PretrainedError as err:
+            check(False, "pretrained", self.pretrained, str(err))
+
+    def spec(self) -> dict[str, Any]:
+        """Keyword arguments of ``Backbone`` (defaults left out, so configs stay short)."""
+        spec: dict[str, Any] = {"name": self.name, "pretrained": self.pretrained or None}
+        defaults = BackboneConfig()
+        for key in LOCK_OPTIONS + ("force_quick_gelu",):
+            if getattr(self, key) != getattr(defaults, key):
+                spec[key] = getattr(self, key)
+        if self.image_size:
+            spec["image_size"] = self.image_size
+        return spec
+
+
+LOCK_OPTIONS = (
+    "lock_image",
+    "lock_image_unlocked_groups",
+    "lock_image_freeze_bn_stats",
+    "lock_text",
+    "lock_text_unlocked_layers",
+)
+
+
+def _refuse_text_tower(name: str, model_cfg: dict[str, Any]) -> None:
+    """Refuse, before building, towers whose text tokens bindkit cannot read."""
+    text_cfg = model_cfg.get("text_cfg", {})
+    if "hf_model_name" in text_cfg:
+        raise UnsupportedBackbone(
+            f"backbone {name!r}: its text tower is the Hugging Face model "
+            f"{text_cfg['hf_model_name']!r}; bindkit reads text tokens from open_clip's own "
+            "TextTransformer only"
+        )
+    if "multimodal_cfg" in model_cfg or text_cfg.get("embed_cls"):
+        raise UnsupportedBackbone(
+            f"backbone {name!r}: its text tower appends a class token (CoCa), so the EOT "
+            "token is not its pooled text embedding; bindkit reads EOT/last-token towers only"
+        )
+
+
+def _tokenizer(name: str, tokenizer_name: str, context_length: int):
+    """open_clip's tokenizer for ``tokenizer_name``; a Hugging Face one offline is refused."""
+    try:
+        return open_clip.get_tokenizer(tokenizer_name, context_length=context_length)
+    except OSError as err:
+        raise PretrainedError(
+            f"backbone {name!r}: its Hugging Face tokenizer ({tokenizer_name}) is not in the "
+            "local cache and downloads are off; set tokenizer=<an open_clip model name> "
+            f"or download it once ({err.__class__.__name__})"
+        ) from err
 
 
 class Backbone(nn.Module):
@@ -104,29 +188,38 @@ class Backbone(nn.Module):
         pretrained: str | None = None,
         image_size: int | None = None,
         context_length: int | None = None,
+        force_quick_gelu: bool = False,
+        device: str | torch.device = "cpu",
         **overrides: Any,
     ) -> None:
         super().__init__()
+        overrides = dict(overrides)
+        # ``quick_gelu`` is the key checkpoints written before force_quick_gelu carry.
+        force_quick_gelu = bool(force_quick_gelu or overrides.pop("quick_gelu", False))
+        locks = {k: overrides.pop(k) for k in LOCK_OPTIONS if k in overrides}
         self.config = {
             "name": name,
             "pretrained": pretrained,
             "image_size": image_size,
             "context_length": context_length,
             **copy.deepcopy(overrides),
+            **locks,
         }
-        overrides = dict(overrides)
         text_pool = overrides.pop("text_pool", None)
-        quick_gelu = bool(overrides.pop("quick_gelu", False))
+        tokenizer_override = overrides.pop("tokenizer", None)  # another model's tokenizer
         preprocess_cfg = overrides.pop("preprocess_cfg", None)
-        if pretrained and name not in SMALL_CONFIGS and not quick_gelu:
+        weights = check_pretrained(name, pretrained)
+        if weights and name not in SMALL_CONFIGS and not force_quick_gelu:
             # OpenAI-trained tags need QuickGELU; open_clip only warns on a mismatch.
-            tag_cfg = open_clip.get_pretrained_cfg(name, pretrained) or {}
+            tag_cfg = open_clip.get_pretrained_cfg(name, weights) or {}
             arch_cfg = open_clip.get_model_config(name) or {}
-            quick_gelu = bool(tag_cfg.get("quick_gelu")) and not arch_cfg.get("quick_gelu", False)
-        if quick_gelu:
-            self.config["quick_gelu"] = True
+            force_quick_gelu = bool(tag_cfg.get("quick_gelu")) and not arch_cfg.get(
+                "quick_gelu", False
+            )
+        if force_quick_gelu:
+            self.config["force_quick_gelu"] = True
         if name in SMALL_CONFIGS:
-            spec = _merge(SMALL_CONFIGS[name], overrides)
+            spec = merge_config(SMALL_CONFIGS[name], overrides)
             base = spec.pop("base")
             config_pool = spec.pop("text_pool", None)  # an explicit text_pool wins
             text_pool = text_pool or config_pool
@@ -137,37 +230,66 @@ class Backbone(nn.Module):
             model_kwargs, image_size, context_length = spec, None, None
             tokenizer_name = base
         else:
-            base, model_kwargs, tokenizer_name = name, overrides, name
-        self.model = open_clip.create_model(
-            base,
-            pretrained=pretrained,
-            force_quick_gelu=quick_gelu,
-            force_image_size=image_size,
-            force_context_length=context_length,
-            force_preprocess_cfg=preprocess_cfg,
-            pretrained_image=False,
-            **model_kwargs,
-        )
+            base, tokenizer_name = name, name
+            # Field-by-field, as for small configs (open_clip would replace whole sub-dicts).
+            arch = {} if name.startswith(SCHEMAS) else open_clip.get_model_config(name) or {}
+            model_kwargs = {
+                k: merge_config(arch.get(k) or {}, v) if isinstance(v, dict) else v
+                for k, v in overrides.items()
+            }
+        if not base.startswith(SCHEMAS):
+            _refuse_text_tower(
+                name, merge_config(open_clip.get_model_config(base) or {}, model_kwargs)
+            )
+        try:
+            self.model = open_clip.create_model(
+                base,
+                pretrained=weights,
+                force_quick_gelu=force_quick_gelu,
+                force_image_size=image_size,
+                force_context_length=context_length,
+                force_preprocess_cfg=preprocess_cfg,
+                pretrained_image=False,
+                device=device,
+                **model_kwargs,
+            )
+        except (RuntimeError, KeyError, ValueError, OSError) as err:
+            if not weights:
+                raise
+            raise PretrainedError(f"{weights}: cannot load into backbone {name!r}: {err}") from err
+        # Recorded so plain open_clip can rebuild the same architecture (export.py).
+        self.open_clip_name = base
+        self.open_clip_overrides = copy.deepcopy(model_kwargs)
         self.text_pool = text_pool or "tower"
         if self.text_pool not in TEXT_POOLS:
             raise ValueError(f"text_pool must be one of {TEXT_POOLS}, got {self.text_pool!r}")
         if not hasattr(self.model, "token_embedding") and not hasattr(
             getattr(self.model, "text", None), "token_embedding"
         ):
-            raise NotImplementedError(
-                f"backbone {name!r}: its text tower has no token embedding (HF text tower?); "
-                "token access is implemented for open_clip's own TextTransformer only"
+            raise UnsupportedBackbone(
+                f"backbone {name!r}: its text tower has no token embedding; token access is "
+                "implemented for open_clip's own TextTransformer only"
             )
         text = self._text_parts()
+        if text["special"]:
+            raise UnsupportedBackbone(
+                f"backbone {name!r}: its text tower uses a class token or a padding mask, so "
+                "its pooled embedding is not one of its token embeddings"
+            )
+        self.image_width = image_width(self.model.visual)  # refuses towers without tokens
         self.context_length = int(text["positional_embedding"].shape[0])
-        self.tokenizer = open_clip.get_tokenizer(tokenizer_name, context_length=self.context_length)
+        self.tokenizer = _tokenizer(name, tokenizer_override or tokenizer_name, self.context_length)
         # Padding id of open_clip's SimpleTokenizer; HF tokenizers carry their own.
         inner = getattr(self.tokenizer, "tokenizer", None)
         self.pad_id = int(getattr(inner, "pad_token_id", None) or 0)
-        self.embed_dim = int(self.model.visual.output_dim)
+        projection = text["text_projection"]
+        self.embed_dim = int(
+            text["transformer"].width
+            if projection is None
+            else getattr(projection, "out_features", None) or projection.shape[-1]
+        )
         self.width = int(text["transformer"].width)
-        self.image_width = int(getattr(self.model.visual, "transformer", self.model.visual).width)
-        self.num_prefix_tokens = 1  # open_clip ViTs carry one class token
+        self.num_prefix_tokens = 1  # one prefix token before the spatial ones (towers.py)
         cfg = open_clip.get_model_preprocess_cfg(self.model)
         cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
         self.image_size = cfg["size"] if isinstance(cfg["size"], int) else cfg["size"][0]
@@ -177,14 +299,40 @@ class Backbone(nn.Module):
             k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()
         }
         self.preprocess = self.make_transform(train=False)
+        self.lock(**locks)
+
+    def lock(
+        self,
+        lock_image: bool = False,
+        lock_image_unlocked_groups: int = 0,
+        lock_image_freeze_bn_stats: bool = False,
+        lock_text: bool = False,
+        lock_text_unlocked_layers: int = 0,
+    ) -> None:
+        """Freeze towers as open_clip_train's --lock-image/--lock-text do (open_clip's own code)."""
+        if lock_image:
+            self.model.lock_image_tower(
+                unlocked_groups=lock_image_unlocked_groups,
+                freeze_bn_stats=lock_image_freeze_bn_stats,
+            )
+        if lock_text:
+            self.model.lock_text_tower(
+                unlocked_layers=lock_text_unlocked_layers, freeze_layer_norm=True
+            )
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], load_pretrained: bool = True) -> Backbone:
-        """Rebuild from ``backbone.config``; ``load_pretrained=False`` when a state dict follows."""
+    def from_config(
+        cls, config: dict[str, Any], load_pretrained: bool = True, device: str = "cpu"
+    ) -> Backbone:
+        """Rebuild from ``backbone.config``; ``load_pretrained=False`` when a state dict follows.
+
+        ``device="meta"`` builds the architecture without allocating it (checkpoint.py reads
+        its shapes before trusting a config).
+        """
         config = dict(config)
         if not load_pretrained:
             config["pretrained"] = None
-        return cls(**config)
+        return cls(**config, device=device)
 
     def make_transform(self, train: bool = False):
         """PIL -> normalised tensor at this backbone's size (open_clip's own transform)."""
@@ -227,8 +375,6 @@ class Backbone(nn.Module):
         ``text_pool="mean"`` the pooled embedding is the mean of tokens[b, 1:eot_b + 1].
         """
         parts = self._text_parts()
-        if parts["special"]:
-            raise NotImplementedError("text towers with a class token or pad mask (CoCa)")
         B, L = tokens.shape
         full = parts["positional_embedding"].shape[0]
         if full < L:
@@ -276,33 +422,12 @@ class Backbone(nn.Module):
     def image_tokens(
         self, images: torch.Tensor, layer: int = -1
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(pooled (B, D), tokens (B, 1 + N, D)): CLS first, then patches, all projected.
+        """(pooled (B, D), tokens (B, 1 + N, D)): one prefix token, then spatial, projected.
 
-        At layer=-1 pooled is the tower's own pooled output (== encode_image); at an earlier
-        block it is that block's projected CLS token.
+        At layer=-1 pooled is the tower's own pooled output (== encode_image); see towers.py
+        for what the prefix and the spatial tokens are per tower kind.
         """
-        visual = self.model.visual
-        if not hasattr(visual, "conv1"):
-            raise NotImplementedError(
-                f"image tokens are implemented for open_clip ViTs, not {type(visual).__name__}"
-            )
-        last = layer in (-1, len(visual.transformer.resblocks) - 1)
-        out = visual.forward_intermediates(
-            images,
-            indices=[layer],
-            stop_early=not last,
-            normalize_intermediates=True,
-            intermediates_only=not last,
-            output_fmt="NLC",
-            output_extra_tokens=True,
-        )
-        tokens = torch.cat(
-            [out["image_intermediates_prefix"][-1], out["image_intermediates"][-1]], 1
-        )
-        if visual.proj is not None:
-            tokens = tokens @ visual.proj  # (B, 1 + N, D)
-        pooled = out["image_features"] if last else tokens[:, 0]
-        return pooled, tokens
+        return image_tokens(self.model.visual, images, layer)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """Pooled, projected, unnormalised image embedding (B, D)."""
@@ -318,8 +443,9 @@ def build_backbone(
 ) -> Backbone:
     """A Backbone from a small-config name ("tiny", "small") or any open_clip model name.
 
-    ``pretrained`` is an open_clip tag or a local checkpoint path; ``quick_gelu=True`` forces
-    QuickGELU (OpenAI weights need it; the "-quickgelu" names already set it). Other overrides
+    ``pretrained`` is an open_clip tag or a local weights file; ``force_quick_gelu=True``
+    forces QuickGELU (OpenAI weights need it; the "-quickgelu" names already set it);
+    ``lock_image``/``lock_text`` and their unlocked counts freeze towers. Other overrides
     go to ``open_clip.create_model`` (e.g. ``embed_dim``, ``vision_cfg``), merged into small
     configs field by field.
     """

@@ -18,7 +18,12 @@ from torch import nn
 
 from components.models.backbone import Backbone
 from components.models.losses import logit_scale_value, symmetric_infonce
-from components.models.occlip import decode_image, split_param_groups
+from components.models.occlip import (
+    decode_image,
+    row_pixels,
+    split_param_groups,
+    trim_padding,
+)
 from components.parsing.scene_graph import SceneGraph
 
 
@@ -48,7 +53,7 @@ class CaptionCollator:
             if not isinstance(row.get("caption"), str):
                 raise ValueError(f"row {i} (id={row.get('id')!r}) has no caption string")
         return {
-            "images": self.images([row["image"] for row in rows]),
+            "images": row_pixels(rows, self.transform),
             "text_tokens": self.texts([row["caption"] for row in rows]),
         }
 
@@ -85,12 +90,17 @@ class CLIP(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Unit-norm float32 image (I, D) and text (T, D) embeddings."""
         image = F.normalize(self.backbone.encode_image(images).float(), dim=-1)
+        tokens = trim_padding(tokens, self.backbone.pad_id)  # (T, longest caption)
         text = F.normalize(self.backbone.encode_text(tokens).float(), dim=-1)
         return image, text
 
     def collate(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """Shard rows (image bytes, caption) -> batch tensors on CPU."""
+        """Shard rows (image bytes or pixels, caption) -> batch tensors on CPU."""
         return self.collator(rows)
+
+    def image_transform(self, train: bool = True):
+        """PIL -> pixels as training (or evaluation) sees them, for the Ray Data decode stage."""
+        return (self.collator if train else self.eval_collator).transform
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Symmetric InfoNCE over the (B, B) cosine matrix scaled by the learned temperature."""

@@ -31,15 +31,15 @@ class ControlledModelConfig:
     the default here (d 64, 2 layers, FFN 128) is what trains in minutes on one CPU core
     and still shows the coverage threshold on C=2 worlds."""
 
-    d_model: int = 64
-    num_heads: int = 4
-    num_layers: int = 2
-    ffn_dim: int = 128
-    d_out: int = 64
-    init_log_temperature: float = 1.15
+    d_model: int = 64  # transformer width
+    num_heads: int = 4  # attention heads
+    num_layers: int = 2  # transformer blocks
+    ffn_dim: int = 128  # feed-forward width
+    d_out: int = 64  # embedding size
+    init_log_temperature: float = 1.15  # initial log of the contrastive temperature
     scene_input: str = "tokens"  # or "pixels": a timm ViT on rendered clevr scenes
-    image_size: int = 64
-    patch_size: int = 8
+    image_size: int = 64  # pixels (scene_input=pixels)
+    patch_size: int = 8  # ViT patch size (scene_input=pixels)
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:

@@ -7,6 +7,8 @@
 - ``PooledMapCNN`` is the same convs followed by adaptive average pooling to a fixed grid, so
   one head accepts maps of any size (other backbones, resolutions, context lengths) while the
   pooled grid still keeps coarse token and patch positions.
+- ``MapMLP`` is the paper's NAIVE-MLP ablation: the flattened map straight into the same
+  fully connected head, no convolutions, so it shows what the convs' local filters add.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-HEADS = ("cnn", "pooled")
+HEADS = ("cnn", "pooled", "mlp")
 
 
 def _convs(channels: int, dropout: float) -> nn.Sequential:
@@ -88,6 +90,29 @@ class PooledMapCNN(nn.Module):
         return self.classifier(self.pool(self.convs(maps[:, None]))).squeeze(-1)
 
 
+class MapMLP(nn.Module):
+    """NAIVE-MLP ablation: flatten + MLP over a (Ni, Lt) map; input size is fixed."""
+
+    def __init__(
+        self,
+        map_size: tuple[int, int],
+        hidden: int = 128,
+        dropout: float = 0.1,
+        logit_dropout: bool = True,
+    ) -> None:
+        super().__init__()
+        self.map_size = tuple(map_size)
+        self.classifier = _classifier(
+            self.map_size[0] * self.map_size[1], hidden, dropout, logit_dropout
+        )
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        """(P, Ni, Lt) maps -> (P,) scores."""
+        if tuple(maps.shape[-2:]) != self.map_size:
+            raise ValueError(f"MapMLP built for {self.map_size} maps, got {tuple(maps.shape[-2:])}")
+        return self.classifier(maps).squeeze(-1)
+
+
 def build_head(
     kind: str,
     map_size: tuple[int, int],
@@ -97,9 +122,11 @@ def build_head(
     dropout: float,
     logit_dropout: bool,
 ) -> nn.Module:
-    """The scorer head named ``kind`` ("cnn" reference, "pooled" size-independent)."""
+    """The scorer head named ``kind`` ("cnn" reference, "pooled" any size, "mlp" ablation)."""
     if kind == "cnn":
         return MapCNN(map_size, channels, hidden, dropout, logit_dropout)
     if kind == "pooled":
         return PooledMapCNN(pool, channels, hidden, dropout, logit_dropout)
+    if kind == "mlp":
+        return MapMLP(map_size, hidden, dropout, logit_dropout)
     raise ValueError(f"head must be one of {HEADS}, got {kind!r}")

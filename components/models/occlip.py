@@ -34,6 +34,7 @@ from components.models.losses import (
 )
 from components.models.occlip_binding import BindingModule, StructuredScore
 from components.parsing.scene_graph import SceneGraph
+from components.training.optim import split_param_groups  # noqa: F401  (clip, dcsm import it here)
 
 Phrases = tuple[list[str], list[tuple[int, str, int]]]  # node phrases, (s, predicate, o)
 NEGATION_RULES = ("subtract", "ignore")
@@ -63,6 +64,25 @@ def decode_image(image: Any) -> Image.Image:
     raise TypeError(f"image must be PNG/JPEG bytes or a PIL image, got {type(image).__name__}")
 
 
+def trim_padding(tokens: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """(n, L) token ids -> (n, L') without the trailing columns that are padding in every row.
+
+    Exact for a causal text tower (no position attends to later ones; Backbone pads a
+    non-causal one back to its full context), and a batch of short captions or phrases
+    costs its own length, not the context's."""
+    if tokens.shape[0] == 0:
+        return tokens
+    return tokens[:, : int((tokens != pad_id).any(0).nonzero().max()) + 1]
+
+
+def row_pixels(rows: Sequence[dict[str, Any]], transform) -> torch.Tensor:
+    """(B, 3, H, W) from rows with ready ``pixels`` (decoded by the Ray Data stage,
+    components/training/decode.py) or with ``image`` bytes decoded and transformed here."""
+    if rows and "pixels" in rows[0]:
+        return torch.stack([torch.as_tensor(row["pixels"]) for row in rows])
+    return torch.stack([transform(decode_image(row["image"])) for row in rows])
+
+
 class GraphCollator:
     """Shard rows -> OC-CLIP batch tensors. Plain state (tokenizer, transform): picklable."""
 
@@ -86,17 +106,22 @@ class GraphCollator:
             "rel_subject": torch.zeros(B, P, dtype=torch.long),
             "rel_object": torch.zeros(B, P, dtype=torch.long),
         }
-        for b, (nodes, rels) in enumerate(graphs):
-            if nodes:
-                out["node_tokens"][b, : len(nodes)] = self.tokenizer(nodes, context_length=L)
-                out["node_mask"][b, : len(nodes)] = True
-            if rels:
-                out["rel_tokens"][b, : len(rels)] = self.tokenizer(
-                    [p for _, p, _ in rels], context_length=L
-                )
-                out["rel_mask"][b, : len(rels)] = True
-                out["rel_subject"][b, : len(rels)] = torch.tensor([s for s, _, _ in rels])
-                out["rel_object"][b, : len(rels)] = torch.tensor([o for _, _, o in rels])
+        # One tokenizer call per batch for all nodes and one for all relations, scattered
+        # into the padded (B, M|P, L) tensors by (graph, position) index.
+        nodes = [
+            (b, i, phrase) for b, (names, _) in enumerate(graphs) for i, phrase in enumerate(names)
+        ]
+        if nodes:
+            b, i = torch.tensor([(b, i) for b, i, _ in nodes]).T
+            out["node_tokens"][b, i] = self.tokenizer([n for _, _, n in nodes], context_length=L)
+            out["node_mask"][b, i] = True
+        rels = [(b, j, rel) for b, (_, edges) in enumerate(graphs) for j, rel in enumerate(edges)]
+        if rels:
+            b, j = torch.tensor([(b, j) for b, j, _ in rels]).T
+            out["rel_tokens"][b, j] = self.tokenizer([r[1] for _, _, r in rels], context_length=L)
+            out["rel_mask"][b, j] = True
+            out["rel_subject"][b, j] = torch.tensor([r[0] for _, _, r in rels])
+            out["rel_object"][b, j] = torch.tensor([r[2] for _, _, r in rels])
         return out
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -110,7 +135,7 @@ class GraphCollator:
             elif isinstance(graph, dict):
                 graph = SceneGraph.from_dict(graph)
             graphs.append(graph_phrases(graph, row.get("caption")))
-        return {"images": self.images([row["image"] for row in rows]), **self.graphs(graphs)}
+        return {"images": row_pixels(rows, self.transform), **self.graphs(graphs)}
 
 
 class OCCLIP(nn.Module):
@@ -135,6 +160,8 @@ class OCCLIP(nn.Module):
         graph_chunk: int | None = None,
         competitive: bool = True,
         patch_positions: bool = True,
+        query_residual: bool = True,
+        relation_head: str = "additive",
         init_logit_scale: float = 1 / 0.07,
         train_augment: bool = False,
         negation: str = "subtract",
@@ -161,14 +188,24 @@ class OCCLIP(nn.Module):
             "graph_chunk": graph_chunk,
             "competitive": competitive,
             "patch_positions": patch_positions,
+            "query_residual": query_residual,
+            "relation_head": relation_head,
             "init_logit_scale": init_logit_scale,
             "train_augment": train_augment,
             "negation": negation,
         }
         self.binding = BindingModule(
-            D, D, binding_dim, depth, heads, num_default_tokens, competitive, patch_positions
+            D,
+            D,
+            binding_dim,
+            depth,
+            heads,
+            num_default_tokens,
+            competitive,
+            patch_positions,
+            query_residual,
         )
-        self.scorer = StructuredScore(D, binding_dim, d_obj, d_rel)
+        self.scorer = StructuredScore(D, binding_dim, d_obj, d_rel, relation_head)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(init_logit_scale)))
         # open_clip's own temperature is not used here; frozen so DDP sees no unused parameter.
         for extra in ("logit_scale", "logit_bias"):
@@ -190,28 +227,37 @@ class OCCLIP(nn.Module):
         return {"backbone": dict(self.backbone.config), **self.options}
 
     # -- encoders ---------------------------------------------------------------------
-    def encode_phrases(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """tokens (B, K, Lc), mask (B, K) -> phrase embeddings (B, K, D), zeros where masked.
+    def encode_phrases(self, *sets: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
+        """(tokens (B, K, Lc), mask (B, K)) per set -> phrase embeddings (B, K, D) per set,
+        zeros where masked.
 
-        Only real phrases are encoded, each distinct one once ("left of" recurs in a batch).
+        Only real phrases are encoded, each distinct one once ("left of" recurs in a batch),
+        and all sets (nodes, relations) in one text-tower call: one backward pass through
+        the 49,408-row token embedding instead of one per set.
         """
-        B, K, _ = tokens.shape
         D = self.backbone.embed_dim
-        flat = tokens[mask]  # (n, Lc)
+        flats = [tokens[mask] for tokens, mask in sets]  # (n_s, Lc) each
+        flat = torch.cat(flats)
         if flat.shape[0] == 0:
-            return self.scorer.alpha_raw.new_zeros(B, K, D)
-        length = int((flat != self.backbone.pad_id).any(0).nonzero().max()) + 1  # causal: exact
-        unique, inverse = torch.unique(flat[:, :length], dim=0, return_inverse=True)
-        embedded = self.backbone.encode_text(unique)[inverse]  # (n, D)
-        out = embedded.new_zeros(B, K, D)
-        return out.index_put(mask.nonzero(as_tuple=True), embedded)
+            return [self.scorer.alpha_raw.new_zeros(*mask.shape, D) for _, mask in sets]
+        unique, inverse = torch.unique(
+            trim_padding(flat, self.backbone.pad_id), dim=0, return_inverse=True
+        )
+        embedded = self.backbone.encode_text(unique)[inverse].split([len(f) for f in flats])
+        return [
+            part.new_zeros(*mask.shape, D).index_put(mask.nonzero(as_tuple=True), part)
+            for part, (_, mask) in zip(embedded, sets, strict=True)
+        ]
 
     def encode_graphs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Batch tensors -> N (T, M, D), R (T, P, D) plus masks and edge indices."""
+        nodes, relations = self.encode_phrases(
+            (batch["node_tokens"], batch["node_mask"]), (batch["rel_tokens"], batch["rel_mask"])
+        )
         return {
-            "nodes": self.encode_phrases(batch["node_tokens"], batch["node_mask"]),
+            "nodes": nodes,
             "node_mask": batch["node_mask"],
-            "relations": self.encode_phrases(batch["rel_tokens"], batch["rel_mask"]),
+            "relations": relations,
             "rel_mask": batch["rel_mask"],
             "rel_subject": batch["rel_subject"],
             "rel_object": batch["rel_object"],
@@ -272,8 +318,12 @@ class OCCLIP(nn.Module):
 
     # -- training API -----------------------------------------------------------------
     def collate(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """Shard rows (image bytes, caption, graph dict) -> batch tensors on CPU."""
+        """Shard rows (image bytes or pixels, caption, graph dict or JSON) -> CPU tensors."""
         return self.collator(rows)
+
+    def image_transform(self, train: bool = True):
+        """PIL -> pixels as training (or evaluation) sees them, for the Ray Data decode stage."""
+        return (self.collator if train else self.eval_collator).transform
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """L = itc_weight * L_itc + rel_weight * L_rel, and its parts as floats."""
@@ -385,25 +435,3 @@ class OCCLIP(nn.Module):
             return scores
         finally:
             self.train(was_training)
-
-
-def split_param_groups(
-    model: nn.Module, backbone_lr: float, head_lr: float, weight_decay: float
-) -> list[dict]:
-    """AdamW groups: (backbone | head) x (decay | no decay); norms, biases, scalars undecayed."""
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        in_backbone = name.startswith("backbone.") and "logit_scale" not in name
-        decay = param.ndim >= 2 and "norm" not in name and "ln_" not in name
-        groups.setdefault((in_backbone, decay), []).append(param)
-    return [
-        {
-            "params": params,
-            "lr": backbone_lr if in_backbone else head_lr,
-            "weight_decay": weight_decay if decay else 0.0,
-            "name": f"{'backbone' if in_backbone else 'head'}_{'decay' if decay else 'no_decay'}",
-        }
-        for (in_backbone, decay), params in sorted(groups.items(), reverse=True)
-    ]

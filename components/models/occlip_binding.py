@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+RELATION_HEADS = ("additive", "joint")  # f_s([r; S_s]) + f_o([r; S_o]) | f([r; S_s; S_o])
 NEG_INF = torch.finfo(torch.float32).min  # exp(NEG_INF - max) == 0 exactly: masked queries vanish
 
 
@@ -49,22 +50,32 @@ class InvertedAttention(nn.Module):
         keys: torch.Tensor,
         query_mask: torch.Tensor,
         return_weights: bool = False,
+        keep: int | None = None,
     ):
-        """queries (..., Q, d), keys (..., L, d), query_mask (..., Q) bool; leading dims broadcast.
+        """queries (A, T, Q, d): T query groups (graphs) per key set; keys (I, 1, L, d); A is 1
+        or I; query_mask (T, Q) or (A, T, Q) bool. 3-D inputs (B, Q, d), (B, L, d), (B, Q) are
+        one group per key set. ``keep``: return only the first ``keep`` queries' updates (the
+        rest still compete for patches).
 
-        Returns the update (..., Q, d) and, if asked, (competition (..., h, Q, L) summing to 1
-        over Q, renormalised weights (..., h, Q, L) summing to ~1 over L).
+        Returns the update (I, T, Q|keep, d) and, if asked, (competition (I, T, h, Q, L) summing
+        to 1 over Q, renormalised weights (I, T, h, Q, L) summing to ~1 over L).
         """
-        q = self.split(self.q(queries))  # (..., h, Q, dh)
-        k = self.split(self.k(keys))  # (..., h, L, dh)
-        v = self.split(self.v(keys))  # (..., h, L, dh)
+        grouped = queries.dim() == 4
+        if not grouped:
+            queries, keys, query_mask = queries[:, None], keys[:, None], query_mask[:, None]
+        T, Q = queries.shape[1:3]
+        # Every graph's queries meet their image's keys in one matmul per (image, head),
+        # (A, h, T*Q, dh) @ (I, h, dh, L): broadcasting keys to all I x T pairs instead
+        # copied them T times and ran I*T*h tiny matmuls.
+        q = self.split(self.q(queries)).transpose(1, 2).flatten(2, 3)  # (A, h, T*Q, dh)
+        k = self.split(self.k(keys)).squeeze(1)  # (I, h, L, dh)
+        v = self.split(self.v(keys)).squeeze(1)  # (I, h, L, dh)
+        mask = query_mask.reshape(-1, T, Q)[:, None, :, :, None]  # (A|1, 1, T, Q, 1)
         # Logits and softmax in float32, autocast off: the competition is a softmax over a
         # handful of queries and the renormalisation divides by small sums.
         with torch.autocast(device_type=q.device.type, enabled=False):
-            logits = (
-                q.float() @ k.float().transpose(-1, -2) / math.sqrt(q.shape[-1])
-            )  # (..., h, Q, L)
-            logits = logits.masked_fill(~query_mask[..., None, :, None], NEG_INF)
+            logits = q.float() @ k.float().transpose(-1, -2) / math.sqrt(q.shape[-1])
+            logits = logits.unflatten(2, (T, Q)).masked_fill(~mask, NEG_INF)  # (I, h, T, Q, L)
             if self.competitive:
                 # A_{q,l} = softmax over queries q' of <Q'_q', K_l> / sqrt(d)   (occlip.md 1.2)
                 competition = logits.softmax(dim=-2)
@@ -72,18 +83,31 @@ class InvertedAttention(nn.Module):
                 weights = competition / (competition.sum(dim=-1, keepdim=True) + self.eps)
             else:  # "- Comp Att" ablation: ordinary softmax over patches
                 competition = weights = logits.softmax(dim=-1)
-        update = (weights.to(v.dtype) @ v).transpose(-3, -2).flatten(-2)  # (..., Q, d)
-        update = self.out(update)
+        kept = weights[:, :, :, :keep]  # (I, h, T, Qk, L)
+        update = kept.flatten(2, 3).to(v.dtype) @ v  # (I, h, T*Qk, dh)
+        update = self.out(update.unflatten(2, (T, -1)).permute(0, 2, 3, 1, 4).flatten(-2))
+        if not grouped:
+            update, competition, weights = update[:, 0], competition[:, :, 0], weights[:, :, 0]
+        else:
+            competition, weights = competition.transpose(1, 2), weights.transpose(1, 2)
         if return_weights:
-            return update, competition, weights
+            return update, competition, weights  # (I, T, Q|keep, d), 2 x (I, [T,] h, Q, L)
         return update
 
 
 class BindingBlock(nn.Module):
     """Decoder-style block: slots += attn(LN(slots), LN(patches)); slots += MLP(LN(slots))."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, competitive: bool = True):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_ratio: float = 4.0,
+        competitive: bool = True,
+        residual: bool = True,
+    ):
         super().__init__()
+        self.residual = residual  # False: the slot is the attention read-out alone (paper)
         self.norm_slots = nn.LayerNorm(dim)
         self.norm_patches = nn.LayerNorm(dim)
         self.attn = InvertedAttention(dim, heads, competitive=competitive)
@@ -91,8 +115,17 @@ class BindingBlock(nn.Module):
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
-    def forward(self, slots: torch.Tensor, patches: torch.Tensor, mask: torch.Tensor):
-        slots = slots + self.attn(self.norm_slots(slots), self.norm_patches(patches), mask)
+    def forward(
+        self,
+        slots: torch.Tensor,
+        patches: torch.Tensor,
+        mask: torch.Tensor,
+        keep: int | None = None,
+    ) -> torch.Tensor:
+        """``keep``: only the first ``keep`` slots are updated and returned (the last block
+        drops the default slots before their unused value aggregation and MLP)."""
+        update = self.attn(self.norm_slots(slots), self.norm_patches(patches), mask, keep=keep)
+        slots = slots[..., :keep, :] + update if self.residual else update
         return slots + self.mlp(self.norm_mlp(slots))
 
 
@@ -125,6 +158,7 @@ class BindingModule(nn.Module):
         num_default_tokens: int = 4,
         competitive: bool = True,
         patch_positions: bool = True,
+        query_residual: bool = True,
     ) -> None:
         super().__init__()
         self.node_in = nn.Linear(text_dim, dim)
@@ -134,8 +168,11 @@ class BindingModule(nn.Module):
         # backbone's last block has washed positions out of its tokens.
         self.pos_in = nn.Linear(4 * POSITION_FREQUENCIES, dim) if patch_positions else None
         self.default_tokens = nn.Parameter(torch.randn(num_default_tokens, dim) * 0.02)
+        # query_residual=False (the paper's S'_q = sum_l W_ql V_l): the first block's slots
+        # hold no copy of the node query, so a slot can only carry what it read from patches.
         self.blocks = nn.ModuleList(
-            BindingBlock(dim, heads, competitive=competitive) for _ in range(depth)
+            BindingBlock(dim, heads, competitive=competitive, residual=query_residual or i > 0)
+            for i in range(depth)
         )
         self.norm_out = nn.LayerNorm(dim)
 
@@ -153,17 +190,31 @@ class BindingModule(nn.Module):
         if self.pos_in is not None:
             keys = keys + self.pos_in(grid_positions(keys.shape[1], keys.device, keys.dtype))
         keys = keys[:, None]  # (I, 1, L, d)
-        for block in self.blocks:
-            slots = block(slots, keys, mask)  # (I, T, M + K, d) after the first block
-        slots = slots.expand(keys.shape[0], T, M + K, -1)  # depth 0: the projected queries
+        for i, block in enumerate(self.blocks):
+            last = i == len(self.blocks) - 1
+            # (I, T, M + K, d) after the first block; the last one keeps the M node slots
+            slots = block(slots, keys, mask, keep=M if last else None)
+        slots = slots.expand(keys.shape[0], T, -1, -1)  # depth 0: the projected queries
         return self.norm_out(slots[:, :, :M])  # default slots are discarded
 
 
 class StructuredScore(nn.Module):
     """Object and relation heads plus learned alpha, beta (occlip.md 1.3)."""
 
-    def __init__(self, text_dim: int, slot_dim: int, d_obj: int = 128, d_rel: int = 128):
+    def __init__(
+        self,
+        text_dim: int,
+        slot_dim: int,
+        d_obj: int = 128,
+        d_rel: int = 128,
+        relation_head: str = "additive",
+    ):
         super().__init__()
+        if relation_head not in RELATION_HEADS:
+            raise ValueError(
+                f"relation_head must be one of {RELATION_HEADS}, got {relation_head!r}"
+            )
+        self.relation_head = relation_head
         self.node_proj = nn.Linear(text_dim, d_obj)  # N_i -> d_obj
         self.slot_proj = nn.Linear(slot_dim, d_obj)  # S_i -> d_obj
         self.rel_proj = nn.Linear(text_dim, d_rel)  # r_j -> d_rel
@@ -180,6 +231,8 @@ class StructuredScore(nn.Module):
             nn.Linear(slot_dim, hidden, bias=False),
         )
         self.subj_out, self.obj_out = nn.Linear(hidden, d_rel), nn.Linear(hidden, d_rel)
+        if relation_head == "joint":  # one MLP f([r; S_s; S_o]): subj_* layers and obj_slot
+            del self.obj_rel, self.obj_out
         init = math.log(math.e - 1.0)  # softplus(init) == 1: alpha = beta = 1 at the start
         self.alpha_raw = nn.Parameter(torch.tensor(init))
         self.beta_raw = nn.Parameter(torch.tensor(init))
@@ -220,8 +273,11 @@ class StructuredScore(nn.Module):
             return slot_part.gather(-2, index)  # (..., P, h)
 
         hidden_s = pick(self.subj_slot(slots), subject) + self.subj_rel(relations)
-        hidden_o = pick(self.obj_slot(slots), object) + self.obj_rel(relations)
-        pred = self.subj_out(F.gelu(hidden_s)) + self.obj_out(F.gelu(hidden_o))  # (..., P, d_rel)
+        if self.relation_head == "joint":  # ablation: f([r; S_s; S_o]), one hidden layer
+            pred = self.subj_out(F.gelu(hidden_s + pick(self.obj_slot(slots), object)))
+        else:
+            hidden_o = pick(self.obj_slot(slots), object) + self.obj_rel(relations)
+            pred = self.subj_out(F.gelu(hidden_s)) + self.obj_out(F.gelu(hidden_o))  # (..., P, d)
         r = F.normalize(self.rel_proj(relations).float(), dim=-1)
         return (F.normalize(pred.float(), dim=-1) * r).sum(-1)
 

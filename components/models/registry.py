@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from components.models.backbone import Backbone
@@ -34,27 +35,38 @@ def _builtin(name: str) -> Callable[..., nn.Module] | None:
         from components.models.dcsm import DCSM
 
         return DCSM
+    if name == "negclip":
+        from components.models.negclip import NegCLIP
+
+        return NegCLIP
     return None
 
 
 def model_names() -> list[str]:
-    return sorted({"occlip", "clip", "dcsm", *_BUILDERS})
+    return sorted({"occlip", "clip", "dcsm", "negclip", *_BUILDERS})
 
 
 def create_model(
     name: str,
     backbone: Backbone | dict[str, Any],
     load_pretrained: bool = True,
+    device: str = "cpu",
     **model_options: Any,
 ) -> nn.Module:
     """Build a registered model on a Backbone (or a Backbone config dict).
 
     ``load_pretrained=False`` skips the backbone's pretrained weights when a state dict is
-    about to be loaded over them (checkpoint.load_checkpoint).
+    about to be loaded over them (checkpoint.load_checkpoint); ``device="meta"`` builds a
+    shape-only skeleton that allocates nothing.
     """
     builder = _BUILDERS.get(name) or _builtin(name)
     if builder is None:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(model_names())}")
+    if device == "meta":
+        with torch.device("meta"):
+            if isinstance(backbone, dict):
+                backbone = Backbone.from_config(backbone, load_pretrained=False, device="meta")
+            return builder(backbone, **model_options)
     if isinstance(backbone, dict):
         backbone = Backbone.from_config(backbone, load_pretrained=load_pretrained)
     return builder(backbone, **model_options)

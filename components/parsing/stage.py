@@ -8,6 +8,10 @@ and every negative's positive caption in one parser call per batch (deduplicated
 A row whose caption cannot be parsed is not dropped: it leaves the stage with a
 ``reject_reason`` ("empty_caption", "no_objects", "llm_not_json", "parse_error: ValueError",
 ...), and ``split_rejects`` separates good rows from reject rows (id, caption, reason).
+
+Every row the stage parsed carries its provenance in a ``parser`` string column,
+``registry.parser_id``: "spacy:en_core_web_sm-3.8.0+rules3", "llm:MODEL+prompt2",
+"template:grammar1+clevr" (null on rows an earlier stage rejected).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pyarrow.compute as pc
 from components.parsing.scene_graph import SCENE_GRAPH_TYPE, SceneGraph
 
 REJECT_COLUMN = "reject_reason"
+PARSER_COLUMN = "parser"  # provenance: registry.parser_id of the parser that made ``graph``
 REJECT_SCHEMA = pa.schema(
     [("id", pa.string()), ("caption", pa.string()), ("reason", pa.string()), ("raw", pa.string())]
 )
@@ -31,11 +36,11 @@ REJECT_SCHEMA = pa.schema(
 class ParseStageConfig:
     """How the stage runs: which parser, its options, the pool size and batch size."""
 
-    parser: str = "spacy"
-    options: dict[str, Any] = field(default_factory=dict)
-    concurrency: int = 1
-    batch_size: int = 256
-    num_cpus: float = 1.0
+    parser: str = "spacy"  # template | spacy | llm (components/parsing/registry.py)
+    options: dict[str, Any] = field(default_factory=dict)  # keyword options of the parser class
+    concurrency: int = 1  # parser actors (each loads the parser once)
+    batch_size: int = 256  # captions per actor call
+    num_cpus: float = 1.0  # CPUs reserved per parser actor
     reject_empty: bool = True  # a caption with no object is a reject ("no_objects")
 
 
@@ -97,7 +102,10 @@ class ParseCaptions:
         options: dict[str, Any] | None = None,
         reject_empty: bool = True,
     ):
+        from components.parsing.registry import parser_id
+
         self.parser = make_parser(parser, options)
+        self.parser_id = parser_id(self.parser)
         self.reject_empty = reject_empty
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -162,6 +170,8 @@ class ParseCaptions:
                 batch, "negatives", pa.array(negatives, type=batch.schema.field("negatives").type)
             )
         batch = _set_column(batch, REJECT_COLUMN, pa.array(reasons, type=pa.string()))
+        parsed_by = [None if p is not None else self.parser_id for p in prior]
+        batch = _set_column(batch, PARSER_COLUMN, pa.array(parsed_by, type=pa.string()))
         return _set_column(batch, "reject_raw", pa.array(raws, type=pa.string()))
 
 

@@ -21,10 +21,22 @@ class TemplateParser:
     """Parses grammar captions back to the exact SceneGraph ``realise`` produced."""
 
     name = "template"
+    GRAMMAR_VERSION = 1  # bump with components/data/grammar.py's caption language
 
-    def __init__(self, attribute_words: list[str] | None = None, names: list[str] | None = None):
+    def __init__(
+        self,
+        attribute_words: list[str] | None = None,
+        names: list[str] | None = None,
+        world: str | None = None,
+    ):
         self.attribute_words = set(attribute_words or []) or None
         self.names = set(names or []) or None
+        self.world = world
+
+    @property
+    def version(self) -> str:
+        """Grammar version and the world whose vocabulary restricts it (if any)."""
+        return f"grammar{self.GRAMMAR_VERSION}" + (f"+{self.world}" if self.world else "")
 
     @classmethod
     def for_world(cls, world_name: str) -> TemplateParser:
@@ -37,7 +49,8 @@ class TemplateParser:
             for c in world.attribute_concepts
             for v in world.space.values[world.concept_position(c)]
         ]
-        return cls(attributes, list(world.space.values[world.concept_position(world.name_concept)]))
+        names = list(world.space.values[world.concept_position(world.name_concept)])
+        return cls(attributes, names, world=world_name)
 
     def parse_batch(self, captions: list[str]) -> list[SceneGraph]:
         return [self.parse(c) for c in captions]

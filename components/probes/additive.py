@@ -6,9 +6,10 @@ Level I asks whether a scene embedding is a sum of per-slot object vectors,
 centred embeddings, so we solve them exactly by least squares (normal equations, pseudo-
 inverse for the rank deficiency of one-hot blocks) instead of the paper's 10k AdamW
 steps: same optimum, deterministic, seconds. R^2 is pooled over dimensions.
-Targeted removal subtracts a reconstruction and retrains the recognition probes; the
-controls subtract the same tables looked up with permuted ids, which removes a vector of
-the same size that carries no information about the scene.
+Targeted removal subtracts a reconstruction and retrains the recognition probes on 40% of
+the scenes, scoring them on the other 60% (the reference's split; a probe scored on its own
+training scenes can memorise them); the controls subtract the same tables looked up with
+permuted ids, which removes a vector of the same size that carries no information.
 Inputs are any (N, D) embeddings plus (N, K) object ids per slot; no backbone involved.
 """
 
@@ -108,20 +109,31 @@ def _permute_codes(codes: np.ndarray, sizes: Sequence[int], rng: np.random.Gener
     return np.stack([permutations[size][codes[:, s]] for s, size in enumerate(sizes)], axis=1)
 
 
+def probe_split(num_scenes: int, train_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random scene split (train rows, scored rows); both non-empty."""
+    order = np.random.default_rng(seed).permutation(num_scenes)
+    cut = min(max(1, int(round(train_fraction * num_scenes))), num_scenes - 1)
+    return np.sort(order[:cut]), np.sort(order[cut:])
+
+
 def targeted_removal(
     embeddings: np.ndarray | torch.Tensor,
     object_indices: np.ndarray,
     value_sizes: Sequence[int],
     probe_epochs: int = 1000,
     seed: int = 0,
+    train_fraction: float = 0.4,
 ) -> dict[str, dict[str, float]]:
-    """Probe accuracy after subtracting the concept or object reconstruction, with controls.
+    """Held-out probe accuracy after subtracting the concept or object reconstruction.
 
     Removing the object component should destroy both concept and object recognition;
     removing the concept component should destroy concepts but keep objects only if
     object identity lives beyond the concept sum. Permuted controls should stay high.
+    Probes train on ``train_fraction`` of the scenes and are scored on the rest.
     """
     emb = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32)
+    object_indices = np.asarray(object_indices)
+    train, scored = probe_split(len(emb), train_fraction, seed)
     rng = np.random.default_rng(seed)
     variants = {"original": emb}
     for level, coder in (("object", object_level_codes), ("concept", concept_level_codes)):
@@ -132,6 +144,8 @@ def targeted_removal(
         variants[f"permuted_{level}"] = emb - lookup(fit.tables, permuted)
     results = {}
     for name, features in variants.items():
-        probe = train_linear_probe(features, object_indices, value_sizes, probe_epochs, seed=seed)
-        results[name] = probe.accuracy(features, object_indices)
+        probe = train_linear_probe(
+            features[train], object_indices[train], value_sizes, probe_epochs, seed=seed
+        )
+        results[name] = probe.accuracy(features[scored], object_indices[scored])
     return results

@@ -14,6 +14,13 @@ linear, quadratic (rank r on [z; y~_k]), shared_quadratic (z-blocks shared by co
 shape: U_c^T z . V_s^T z), dnn (one MLP per head, batched einsum) and attention (a query
 per head over spatial tokens, read out by the rank-r quadratic on [CLS; pooled; y~_k]).
 Model selection: the epoch with the best val CE; its test CE is reported.
+
+Two choices make the fit able to measure (issue 21; docs/probes.md): inputs are
+standardised per channel with the train split's mean and std (a random ViT's residual
+stream varies ~0.02 around ~1.0, far below the probes' N(0, 0.02^2) init scale), and the
+training loss is the BCE averaged over heads and images, as in the reference, so weight
+decay has the reference's strength relative to the data term. Reported bits stay sums
+over heads. Every run should also fit the controls (components/probes/controls.py).
 """
 
 from __future__ import annotations
@@ -215,28 +222,57 @@ def make_probe(
 class FitConfig:
     """The optimisation protocol (methods/probes.md A6), scaled by config, not by code."""
 
-    epochs: int = 40
-    lr: float = 1e-3
+    epochs: int = 40  # passes over the training features
+    lr: float = 1e-3  # Adam learning rate
     weight_decay: float = 1e-4  # coupled L2, as in the reference (Adam, not AdamW)
-    batch_size: int = 1024
+    batch_size: int = 1024  # rows per optimisation step
     step_size: int = 8  # StepLR
-    gamma: float = 0.2
-    seed: int = 42
+    gamma: float = 0.2  # StepLR decay factor
+    seed: int = 42  # seed of initialisation and shuffling
     device: str = "auto"  # auto = cuda when present
+    standardize: bool = True  # per-channel (x - mean) / std with train statistics
 
 
 @dataclass
 class ProbeData:
-    """Inputs (N, d) or (N, 1 + P, D), possibly a read-only memmap, and 0/1 targets (N, K)."""
+    """Inputs (N, d) or (N, 1 + P, D), possibly a read-only memmap, and 0/1 targets (N, K).
+
+    ``mean``/``std`` (D,) standardise every minibatch on the fly, so a memmap is never
+    copied; they must come from the train split (``input_statistics``).
+    """
 
     inputs: np.ndarray
     targets: np.ndarray
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if len(self.inputs) != len(self.targets):
             raise ValueError(
                 f"ProbeData: {len(self.inputs)} inputs but {len(self.targets)} target rows"
             )
+
+
+def input_statistics(
+    inputs: np.ndarray, chunk: int = 4096, eps: float = 1e-6
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std over every row (and token) of ``inputs``, read in chunks.
+
+    A constant channel (a zero input, an always-on code bit) gets std 1 so it stays 0.
+    """
+    total = np.zeros(inputs.shape[-1], np.float64)
+    squares = np.zeros_like(total)
+    count = 0
+    for start in range(0, len(inputs), chunk):
+        block = np.asarray(inputs[start : start + chunk], dtype=np.float64)
+        block = block.reshape(-1, block.shape[-1])
+        total += block.sum(0)
+        squares += (block**2).sum(0)
+        count += len(block)
+    mean = total / max(count, 1)
+    std = np.sqrt(np.maximum(squares / max(count, 1) - mean**2, 0.0))
+    std = np.where(std > eps, std, 1.0)
+    return mean.astype(np.float32), std.astype(np.float32)
 
 
 @dataclass
@@ -263,7 +299,10 @@ def _batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows ``index`` as float32 tensors; sorted reads keep memmap access sequential-ish."""
     index = np.sort(index)
-    inputs = torch.from_numpy(np.asarray(data.inputs[index], dtype=np.float32))
+    inputs = np.asarray(data.inputs[index], dtype=np.float32)
+    if data.mean is not None:
+        inputs = (inputs - data.mean) / data.std
+    inputs = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
     targets = torch.from_numpy(np.asarray(data.targets[index], dtype=np.float32))
     return inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
 
@@ -293,7 +332,8 @@ def fit_probe(
     config: FitConfig,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> ProbeFit:
-    """The one training loop: Adam + StepLR, BCE summed over heads; keep the best-val epoch.
+    """The one training loop: Adam + StepLR on the BCE averaged over heads and images (the
+    reference's reduction); keep the best-val epoch.
 
     ``on_epoch`` (a Tune report, say) receives each epoch's history row plus the selection
     so far: best_epoch, best_val_bits, best_test_bits.
@@ -314,14 +354,13 @@ def fit_probe(
         for start in range(0, len(order), config.batch_size):
             inputs, targets = _batch(train, order[start : start + config.batch_size], device)
             logits = probe(inputs, targets)
-            # Sum over heads, mean over images: the loss is bits per image (x ln 2).
-            loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="sum") / len(
-                targets
-            )
+            # Mean over heads and images, as the reference: with a sum over K heads the
+            # coupled L2 would be K times weaker relative to the data term.
+            loss = F.binary_cross_entropy_with_logits(logits, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            train_nats += loss.item() * len(targets)
+            train_nats += loss.item() * targets.numel()
             seen += len(targets)
         schedule.step()
         val_bits = bits_per_image(probe, val, config.batch_size, config.device)
@@ -385,9 +424,9 @@ class BindingSplit:
 class ProbeOptions:
     """Architecture options shared by every family (unused ones are ignored)."""
 
-    rank: int = 16
-    hidden: int = 256
-    layers: int = 4
+    rank: int = 16  # rank of the factorised (quadratic, attention) probes
+    hidden: int = 256  # hidden width of the dnn probe
+    layers: int = 4  # depth of the dnn probe
 
 
 def measure_binding(
@@ -409,6 +448,7 @@ def measure_binding(
     for name in ("train", "val", "test"):
         if name not in splits:
             raise ValueError(f"measure_binding needs a {name!r} split, got {sorted(splits)}")
+    mean, std = input_statistics(splits["train"].inputs) if fit.standardize else (None, None)
     dim = int(splits["train"].inputs.shape[-1])
     if family in TOKEN_FAMILIES and splits["train"].inputs.ndim != 3:
         raise ValueError(
@@ -419,7 +459,7 @@ def measure_binding(
     results: dict[str, Any] = {}
     probes: dict[str, nn.Module] = {}
     for target, column in (("O", "object_code"), ("F", "feature_code")):
-        data = {n: ProbeData(s.inputs, getattr(s, column)) for n, s in splits.items()}
+        data = {n: ProbeData(s.inputs, getattr(s, column), mean, std) for n, s in splits.items()}
         num_bits = int(data["train"].targets.shape[1])
         target_family = "quadratic" if family == "shared_quadratic" and target == "F" else family
         probe = make_probe(

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from components.models.controlled import ControlledDualEncoder
-from components.probes.additive import additive_decomposition
+from components.probes.additive import additive_decomposition, probe_split
 from components.probes.recognition import RecognitionProbe, object_values, train_linear_probe
 
 FAMILIES = ("mlp", "additive", "object_product", "global_product", "sum_product")
@@ -36,13 +36,14 @@ FAMILIES = ("mlp", "additive", "object_product", "global_product", "sum_product"
 class ComplexityConfig:
     """Which approximators to fit and how long; widths apply to the ``mlp`` family."""
 
-    families: tuple[str, ...] = FAMILIES
-    mlp_widths: tuple[int, ...] = (64, 256, 1024)
-    table_dim: int = 64
-    epochs: int = 1000
-    lr: float = 1e-2
-    probe_epochs: int = 1000
-    seed: int = 0
+    families: tuple[str, ...] = FAMILIES  # approximator families fitted to the binding function
+    mlp_widths: tuple[int, ...] = (64, 256, 1024)  # hidden widths of the mlp family
+    table_dim: int = 64  # width of the per-value lookup tables
+    epochs: int = 1000  # epochs fitting each approximator
+    lr: float = 1e-2  # Adam learning rate
+    probe_epochs: int = 1000  # epochs of the linear probes on the fitted function
+    probe_train_fraction: float = 0.4  # of held-out-object scenes, for the default probe
+    seed: int = 0  # seed of initialisation
 
 
 class Approximator(nn.Module):
@@ -139,24 +140,38 @@ def complexity_sweep(
 ) -> dict[str, dict[str, float]]:
     """Fit every approximator on train-object scenes; score held-out scenes through probes.
 
-    ``probe`` defaults to linear probes trained on all real embeddings: the probe is a
-    fixed reader of the true binding function, the approximators never see test scenes.
+    ``probe`` defaults to linear probes trained on the real embeddings of every scene except
+    the scored ones: the held-out-object scenes are split ``probe_train_fraction`` /
+    rest, the probe learns the held-out objects from the first part (and all other
+    scenes), and everything is scored on the rest only, so no score is on a scene the
+    probe was trained on. The approximators never see held-out-object scenes.
     Returns {approximator name: {r2_train, r2_test, concept_acc, object_acc}}, plus a
     ``real`` row with the probes' accuracy on the true held-out embeddings.
     """
     torch.manual_seed(config.seed)
     object_indices = np.asarray(object_indices)
     emb = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32)
-    if probe is None:
-        probe = train_linear_probe(
-            emb, object_indices, value_sizes, config.probe_epochs, seed=config.seed
-        )
     groups = scene_groups(object_indices, seen_objects)
     if not groups["train"].any() or not groups["test"].any():
         raise ValueError("complexity_sweep needs scenes of only seen and of only held-out objects")
+    scored = groups["test"].copy()
+    if probe is None:
+        heldout = np.flatnonzero(groups["test"])
+        probe_part, scored_part = probe_split(
+            len(heldout), config.probe_train_fraction, config.seed
+        )
+        scored = np.zeros(len(emb), bool)
+        scored[heldout[scored_part]] = True
+        probe = train_linear_probe(
+            emb[~scored],
+            object_indices[~scored],
+            value_sizes,
+            config.probe_epochs,
+            seed=config.seed,
+        )
     values = torch.as_tensor(object_values(object_indices, value_sizes), dtype=torch.long)
     mean = emb.mean(0)
-    results = {"real": probe.accuracy(emb[groups["test"]], object_indices[groups["test"]])}
+    results = {"real": probe.accuracy(emb[scored], object_indices[scored])}
     for family in config.families:
         for width in config.mlp_widths if family == "mlp" else (0,):
             name = f"mlp{width}" if family == "mlp" else family
@@ -167,11 +182,11 @@ def complexity_sweep(
             fit_approximator(model, values[train], emb[train], config.epochs, config.lr)
             with torch.no_grad():
                 predicted = model(values)
-            test = torch.as_tensor(groups["test"])
+            test = torch.as_tensor(scored)
             results[name] = {
                 "r2_train": r2_score(predicted[train], emb[train], mean),
                 "r2_test": r2_score(predicted[test], emb[test], mean),
-                **probe.accuracy(predicted[test], object_indices[groups["test"]]),
+                **probe.accuracy(predicted[test], object_indices[scored]),
             }
     return results
 

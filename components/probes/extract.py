@@ -44,13 +44,14 @@ TOKEN_SPACES = ("residual", "projected")
 class ExtractConfig:
     """What to extract and how wide to run it."""
 
+    # backbone blocks to extract (-1 = last)
     layers: list[int] = field(default_factory=lambda: [-1])
-    token_space: str = "residual"
+    token_space: str = "residual"  # residual | projected
     patch_tokens: bool = (
         True  # also keep every patch token (fp16); the attention and pair probes need it
     )
-    batch_size: int = 64
-    num_actors: int = 1
+    batch_size: int = 64  # images per backbone call
+    num_actors: int = 1  # extraction actors (each loads the backbone once)
 
 
 def load_backbone(model: dict[str, Any]):
@@ -193,6 +194,9 @@ def extract_features(
         split: sum(pq.read_metadata(f).num_rows for f in paths) for split, paths in files.items()
     }
     out = Path(out)
+    reused = reusable_features(out, files, num_rows, model, config)
+    if reused is not None:
+        return reused
     gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
     started = time.perf_counter()
     dataset = (
@@ -250,6 +254,36 @@ def extract_features(
             "shards": files[split],
         }
         (out / split / "meta.json").write_text(json.dumps(metas[split], indent=2))
+    return metas
+
+
+def reusable_features(
+    out: Path,
+    files: dict[str, list[str]],
+    num_rows: dict[str, int],
+    model: dict[str, Any],
+    config: ExtractConfig,
+) -> dict[str, dict[str, Any]] | None:
+    """Every split's meta when ``out`` already holds features of these shards, model and
+    extraction config (each family, sweep and rerun then reads the same memmaps); else None.
+
+    A checkpoint retrained in place keeps its path: delete ``out`` to re-extract it.
+    """
+    metas = {}
+    for split, paths in files.items():
+        meta_path = out / split / "meta.json"
+        if not meta_path.exists():
+            return None
+        meta = json.loads(meta_path.read_text())
+        same = (
+            meta.get("shards") == paths
+            and meta.get("rows") == num_rows[split]
+            and meta.get("model") == model
+            and meta.get("config") == asdict(config)
+        )
+        if not same:
+            return None
+        metas[split] = meta
     return metas
 
 

@@ -6,6 +6,7 @@ taken within an image: every i < j among the image's patches ("all", background 
 one instance, as in the reference) or only among foreground patches ("foreground"). A
 probe maps the two patch embeddings x, y of one layer to a logit for "same object":
 
+    cosine          l = a cos(x, y) + b        (a baseline: a threshold on cosine similarity)
     linear          l = w^T x + w^T y + 2b
     diag_quadratic  l = w^T (x * y) + b
     quadratic       l = x^T W_s y + b,  W_s = (W + W^T) / (2 sqrt C)         (the main probe)
@@ -31,7 +32,7 @@ from torch import nn
 
 from components.probes.binding_info import FitConfig, resolve_device
 
-PAIR_FAMILIES = ("linear", "diag_quadratic", "quadratic", "low_rank")
+PAIR_FAMILIES = ("cosine", "linear", "diag_quadratic", "quadratic", "low_rank")
 PAIR_POLICIES = ("all", "foreground")
 
 
@@ -75,6 +76,19 @@ def pair_targets(
         foreground = patch_labels > 0
         valid = valid & foreground[:, :, None] & foreground[:, None, :]
     return same, valid
+
+
+class CosinePairProbe(nn.Module):
+    """The reference's cosine baseline: a learned threshold (and scale, for the BCE)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(10.0))
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        unit = F.normalize(x, dim=-1)
+        return self.scale * (unit @ unit.transpose(1, 2)) + self.bias
 
 
 class LinearPairProbe(nn.Module):
@@ -123,6 +137,8 @@ class QuadraticPairProbe(nn.Module):
 
 def make_pair_probe(family: str, dim: int, rank: int = 100) -> nn.Module:
     """The one factory for IsSameObject probes: (B, P, C) patch tokens -> (B, P, P) logits."""
+    if family == "cosine":
+        return CosinePairProbe()
     if family == "linear":
         return LinearPairProbe(dim)
     if family == "diag_quadratic":

@@ -44,19 +44,19 @@ from components.models.controlled_world import TokenWorld
 class ControlledTrainConfig:
     """Optimisation, query sets and evaluation of one controlled run."""
 
-    steps: int = 5000
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 0.1
-    warmup_fraction: float = 0.1
-    query_cap: int = 64
-    heldout_negatives: bool = False
+    steps: int = 5000  # optimiser steps
+    batch_size: int = 128  # scenes per step
+    lr: float = 2e-3  # peak AdamW learning rate
+    weight_decay: float = 0.1  # AdamW weight decay
+    warmup_fraction: float = 0.1  # share of steps spent warming up
+    query_cap: int = 64  # text queries per scene
+    heldout_negatives: bool = False  # allow held-out objects in training negatives
     cover_values: bool = True  # every concept value in some seen object (coverage_split)
-    val_fraction: float = 0.5
-    eval_every: int = 500
-    eval_scenes: int = 512
-    seed: int = 0
-    device: str = "auto"
+    val_fraction: float = 0.5  # share of held-out objects used for validation
+    eval_every: int = 500  # steps between evaluations
+    eval_scenes: int = 512  # scenes per evaluation
+    seed: int = 0  # seed of the split, model and data
+    device: str = "auto"  # auto | cpu | cuda
 
 
 @dataclass(frozen=True)

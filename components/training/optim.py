@@ -8,6 +8,46 @@ import torch
 from torch import nn
 
 
+def _no_decay(name: str, param: nn.Parameter) -> bool:
+    """open_clip_train's exclusion: 1-D tensors (norms, biases, class tokens) and the scale."""
+    return (
+        param.ndim < 2
+        or "bn" in name
+        or "ln" in name
+        or "norm" in name
+        or "bias" in name
+        or ("logit_scale" in name)
+    )
+
+
+def split_param_groups(
+    model: nn.Module, backbone_lr: float, head_lr: float, weight_decay: float
+) -> list[dict]:
+    """AdamW groups: (backbone | new modules) x (decay | no decay), frozen tensors left out.
+
+    The backbone's pretrained towers train at ``backbone_lr``; modules new to the model
+    (binding module, score heads) and the temperature at ``head_lr``. Parameters frozen by
+    ``lock_image``/``lock_text`` (requires_grad False) are in no group, so AdamW never
+    touches them, not even through weight decay.
+    """
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        in_backbone = name.startswith("backbone.") and "logit_scale" not in name
+        decay = not _no_decay(name, param)
+        groups.setdefault((in_backbone, decay), []).append(param)
+    return [
+        {
+            "params": params,
+            "lr": backbone_lr if in_backbone else head_lr,
+            "weight_decay": weight_decay if decay else 0.0,
+            "name": f"{'backbone' if in_backbone else 'head'}_{'decay' if decay else 'no_decay'}",
+        }
+        for (in_backbone, decay), params in sorted(groups.items(), reverse=True)
+    ]
+
+
 def build_optimizer(
     model: nn.Module,
     backbone_lr: float,
@@ -16,13 +56,17 @@ def build_optimizer(
     beta2: float = 0.98,
     eps: float = 1e-6,
 ) -> torch.optim.AdamW:
-    """AdamW over the model's own parameter groups (backbone vs new heads, no-decay split).
+    """AdamW over ``split_param_groups`` (backbone vs new modules, no-decay split).
 
     beta2 0.98 and eps 1e-6 are CLIP's (open_clip's defaults for ViTs); a small head trained
     from scratch on cached features (DCSM) learns faster with Adam's own 0.999 and 1e-8.
     """
-    groups = model.param_groups(backbone_lr=backbone_lr, head_lr=head_lr, weight_decay=weight_decay)
-    groups = [g for g in groups if g["params"]]
+    groups = split_param_groups(model, backbone_lr, head_lr, weight_decay)
+    if not groups:
+        raise ValueError(
+            f"{type(model).__name__}: every parameter is frozen (lock_image and lock_text "
+            "on a model without new modules?): nothing to train"
+        )
     return torch.optim.AdamW(groups, betas=(0.9, beta2), eps=eps)
 
 

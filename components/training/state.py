@@ -7,6 +7,7 @@ file that loads with ``weights_only=True``.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -26,11 +27,24 @@ def save_train_state(directory: Path, model: nn.Module, optimizer, scheduler, st
 
 
 def load_train_state(directory: Path, model: nn.Module, optimizer, scheduler) -> int:
-    """Restore weights and optimiser in place; returns the step to continue from."""
-    from safetensors.torch import load_file
+    """Restore weights and optimiser in place; returns the step to continue from.
 
-    model.load_state_dict(load_file(str(directory / "model.safetensors")))
-    state = torch.load(directory / TRAIN_STATE, map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    return int(state["step"])
+    Weights are checked against the model's names and shapes first (checkpoint.py), and
+    every failure names the file it comes from.
+    """
+    from safetensors.torch import load_model
+
+    from components.models.checkpoint import WEIGHTS_FILE, CheckpointError, check_weights_fit
+
+    directory = Path(directory)
+    weights = directory / WEIGHTS_FILE
+    check_weights_fit(model, weights)
+    load_model(model, str(weights), strict=True)
+    path = directory / TRAIN_STATE
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        return int(state["step"])
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, pickle.UnpicklingError) as err:
+        raise CheckpointError(f"{path}: not a usable training state ({err!r})") from err

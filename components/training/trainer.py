@@ -7,26 +7,66 @@ but also no persisted checkpoints), useful for quick debugging.
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import asdict, dataclass
+import sys
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyarrow.fs import FileType
+
+from components.data.storage import filesystem_and_path, is_uri
 from components.training.loop import TrainConfig, train_loop_per_worker
 
 
 @dataclass
 class ScalingSettings:
-    num_workers: int = 1
+    num_workers: int = 1  # Ray Train workers (one per GPU on a cluster)
     use_gpu: bool | None = None  # None: use GPUs when the cluster has them
-    cpus_per_worker: float = 1.0
+    cpus_per_worker: float = 1.0  # CPUs reserved per worker
     max_failures: int = 0  # worker-failure restarts from the last checkpoint
+    # custom resources per worker, e.g. {train_slot: 1} with one slot per node: one worker per node
+    worker_resources: dict[str, float] = field(default_factory=dict)
 
 
 def cluster_has_gpus() -> bool:
     import ray
 
     return ray.cluster_resources().get("GPU", 0) > 0
+
+
+def check_rows(rows: int, split: str, train: TrainConfig, num_workers: int) -> None:
+    """Refuse, before any worker starts, a split that gives a worker less than one batch."""
+    per_worker = rows // max(1, num_workers)
+    if per_worker < train.batch_size:
+        raise ValueError(
+            f"split {split!r}: {rows} rows over {max(1, num_workers)} worker(s) is {per_worker} "
+            f"per worker, fewer than one batch of train.batch_size={train.batch_size}"
+        )
+
+
+def decode_stage(model_spec: dict[str, Any], dataset, train: bool):
+    """Add the Ray Data image-decoding stage when rows carry images and the model has a
+    transform (OC-CLIP, CLIP); feature rows (DCSM) pass through. Returns the dataset and the
+    columns that travel as JSON (None: rows stay raw Arrow). Builds the model once on the
+    driver, the only place that knows its transform (pretrained mean/std included)."""
+    from components.models.registry import create_model
+    from components.training.decode import IMAGE_COLUMN, nested_columns, with_decoded_images
+
+    schema = dataset.schema()
+    if IMAGE_COLUMN not in schema.names:
+        return dataset, None
+    model = create_model(**model_spec)
+    if not hasattr(model, "image_transform"):
+        return dataset, None
+    return with_decoded_images(dataset, model.image_transform(train=train)), nested_columns(schema)
+
+
+def best_checkpoint(result):
+    """The checkpoint with the lowest val_loss when validation ran, else the latest."""
+    scored = [(c, m) for c, m in (result.best_checkpoints or []) if "val_loss" in m]
+    if not scored:
+        return result.checkpoint
+    return min(scored, key=lambda pair: pair[1]["val_loss"])[0]
 
 
 def fit(
@@ -38,6 +78,7 @@ def fit(
     run_name: str,
     mlflow: dict[str, str] | None = None,
     resume: str | None = None,
+    val_dataset=None,
 ):
     """Train ``model_spec`` on a Ray Dataset of shard rows; returns Ray's Result.
 
@@ -45,17 +86,38 @@ def fit(
     because Ray Train would otherwise silently continue it, even a finished one); "auto"
     continues Ray's own run folder; any other value is a checkpoint directory to start from.
     Worker failures inside one call always restart from the last checkpoint.
+    ``val_dataset`` (rows of ``train.val_split``) is needed when ``train.val_every`` > 0;
+    then checkpoints are ranked by val_loss and ``best_checkpoint(result)`` picks one.
     """
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    run_dir = Path(storage_path).resolve() / run_name
-    if resume is None and run_dir.exists():
-        shutil.rmtree(run_dir)
+    from components.training.progress import quiet_library_logs
+
+    quiet_library_logs()
+    if train.val_every and val_dataset is None:
+        raise ValueError(f"train.val_every={train.val_every} needs the {train.val_split!r} split")
+    check_rows(dataset.count(), "train", train, scaling.num_workers)
+    datasets = {}
+    datasets["train"], decoded = decode_stage(model_spec, dataset, train=True)
+    if train.val_every:
+        datasets["val"], _ = decode_stage(model_spec, val_dataset, train=False)
+
+    # A URI (s3://bucket/run) stays a URI on its own filesystem; a local path becomes absolute.
+    filesystem, storage = filesystem_and_path(str(storage_path))
+    run_dir = f"{storage.rstrip('/')}/{run_name}"
+    if resume is None and filesystem.get_file_info(run_dir).type != FileType.NotFound:
+        filesystem.delete_dir(run_dir)
     checkpoint_dir = None if resume in (None, "auto") else resume
 
     use_gpu = cluster_has_gpus() if scaling.use_gpu is None else scaling.use_gpu
     resources = {"CPU": scaling.cpus_per_worker, **({"GPU": 1} if use_gpu else {})}
+    resources.update(scaling.worker_resources)
+    # Same config and seed, same numbers: blocks reach the worker in dataset order, so the
+    # seeded local shuffle sees the same stream every run (Ray Data reorders by default).
+    ingest = ray.train.DataConfig.default_ingest_options()
+    ingest.preserve_order = True
+    ranking = {"checkpoint_score_attribute": "val_loss", "checkpoint_score_order": "min"}
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
@@ -63,6 +125,9 @@ def fit(
             "train": asdict(train),
             "mlflow": mlflow,
             "resume": checkpoint_dir,
+            "decoded": decoded,
+            "cpus_per_worker": scaling.cpus_per_worker,
+            "progress_bar": sys.stderr.isatty(),
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=scaling.num_workers,
@@ -71,10 +136,14 @@ def fit(
         ),
         run_config=ray.train.RunConfig(
             name=run_name,
-            storage_path=str(Path(storage_path).resolve()),
+            storage_path=storage,
+            storage_filesystem=filesystem if is_uri(str(storage_path)) else None,
             failure_config=ray.train.FailureConfig(max_failures=scaling.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=2, **(ranking if train.val_every else {})
+            ),
         ),
-        datasets={"train": dataset},
+        datasets=datasets,
+        dataset_config=ray.train.DataConfig(datasets_to_split=["train"], execution_options=ingest),
     )
     return trainer.fit()

@@ -43,7 +43,7 @@ class SplitSpec:
 
     name: str
     fraction: float
-    objects: str  # "seen", "heldout" or "all"
+    objects: str  # "seen", "heldout", "heldout_val", "heldout_test" or "all"
 
 
 class World(ABC):

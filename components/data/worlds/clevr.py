@@ -71,9 +71,19 @@ class ClevrWorld(World):
 
     def split_specs(self) -> list[SplitSpec]:
         fractions = self.spec.get(
-            "splits", {"train": 0.75, "val": 0.05, "test_seen": 0.1, "test_heldout": 0.1}
+            "splits",
+            {"train": 0.7, "val": 0.05, "test_seen": 0.1, "test_heldout": 0.1, "val_heldout": 0.05},
         )
-        objects = {"train": "seen", "val": "seen", "test_seen": "seen", "test_heldout": "heldout"}
+        # val_heldout chooses models on held-out objects so test_heldout is read once; the
+        # two draw disjoint scenes (own random streams) and, in a world with enough held-out
+        # objects, disjoint halves of them (synthetic.allowed_objects).
+        objects = {
+            "train": "seen",
+            "val": "seen",
+            "test_seen": "seen",
+            "test_heldout": "heldout_test",
+            "val_heldout": "heldout_val",
+        }
         return [
             SplitSpec(name, float(f), objects.get(name, "seen")) for name, f in fractions.items()
         ]

@@ -1,0 +1,110 @@
+"""Build and training throughput on 1 vs 2 local Ray nodes (infra/README.md, section 3).
+
+    python benchmarks/cluster.py out=DIR [scenes=200] [steps=12]
+
+Each case starts its own cluster (tests/ray_nodes.py: token auth, 2 logical CPUs and one
+``train_slot`` per node) and an S3 server for the training data and Ray storage:
+- build: ``build_synthetic`` of ``scenes`` scenes with one 2-CPU actor per node (scenes/s);
+- train: CLIP-tiny, batch 8 per worker, one Ray Train worker per node, shards and
+  checkpoints on S3; samples/s = workers x batch / Ray's mean seconds_per_step.
+Writes DIR/results.json. On one machine the "nodes" share its cores: the ratio measures
+Ray's placement and overheads here, not what a second machine would add.
+"""
+
+from __future__ import annotations
+
+import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+
+# isort: split
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from ray_nodes import LocalCluster  # noqa: E402
+from s3_server import MOTO_SERVER, free_port, s3_env, wait_for_port  # noqa: E402
+
+BATCH = 8
+
+
+def _upload_shards(bucket: str) -> str:
+    from components.data.shards import write_shard
+    from components.data.synthetic import SceneRowBuilder, SyntheticSpec
+
+    builder = SceneRowBuilder(SyntheticSpec("clevr_pairs", 2, 0.7, 64), "train")
+    for part in range(2):
+        rows = list(range(part * 32, (part + 1) * 32))
+        write_shard(builder.table(rows), f"s3://{bucket}/train/part-{part:05d}.parquet")
+    return f"s3://{bucket}/train"
+
+
+def measure(nodes: int, data: str, bucket: str, scenes: int, steps: int) -> dict:
+    cluster = LocalCluster(dict(os.environ))
+    try:
+        for _ in range(nodes - 1):
+            cluster.add_node()
+        cluster.wait_for_nodes(nodes)
+        with tempfile.TemporaryDirectory() as out:
+            build = cluster.run("build", f"{out}/world", str(scenes), str(nodes))
+        train = cluster.run(
+            "train", data, f"s3://{bucket}/ray{nodes}", "bench", str(steps), "", "", str(nodes)
+        )
+    finally:
+        cluster.stop()
+    seconds_per_step = train["metrics"]["seconds_per_step"]
+    return {
+        "build_scenes_per_s": build["rows_written"] / build["seconds"],
+        "build_seconds": build["seconds"],
+        "train_samples_per_s": nodes * BATCH / seconds_per_step,
+        "train_seconds_per_step": seconds_per_step,
+        "train_wall_seconds": train["seconds"],
+    }
+
+
+def main(argv: list[str]) -> dict:
+    options = dict(arg.split("=", 1) for arg in argv)
+    out = Path(options["out"])
+    scenes, steps = int(options.get("scenes", 200)), int(options.get("steps", 12))
+    port = free_port()
+    server = subprocess.Popen(
+        [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port, server, "moto_server")
+        os.environ.update(s3_env(f"http://127.0.0.1:{port}"))
+        import boto3
+
+        boto3.client("s3").create_bucket(Bucket="bench")
+        data = _upload_shards("bench")
+        started, load = time.time(), os.getloadavg()[0]
+        results = {n: measure(n, data, "bench", scenes, steps) for n in (1, 2)}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    summary = {
+        "nodes": results,
+        "build_ratio_2v1": results[2]["build_scenes_per_s"] / results[1]["build_scenes_per_s"],
+        "train_ratio_2v1": results[2]["train_samples_per_s"] / results[1]["train_samples_per_s"],
+        "scenes": scenes,
+        "steps": steps,
+        "batch_per_worker": BATCH,
+        "cpus": os.cpu_count(),
+        "load_average_1min_at_start": load,
+        "wall_seconds": time.time() - started,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,232 @@
+"""Parse quality on real captions: does the graph keep what each SugarCrepe negative changed?
+
+    python benchmarks/parse_quality.py out=DIR [root=../shared/reference/sugarcrepe]
+        [baseline=FILE.py] [limit=N]
+
+For every SugarCrepe file (replace_att, replace_rel, ...) the spaCy parser parses each
+caption and its negative; the share of items whose graphs differ in the changed element
+(components/parsing/quality.py) is the score, target >= 0.97. Also the parse rate over
+all captions on this one core, and the items the parser missed (DIR/misses_KIND.jsonl) for
+reading. ``baseline=`` names another spacy_parser module file (e.g. the committed one,
+``git show HEAD:components/parsing/spacy_parser.py > /tmp/old.py``) scored and timed on the
+same Docs in the same run, so the speed ratio is measured, not remembered: CPU time of
+``nlp.pipe`` plus each rule set, on the SugarCrepe captions and on benchmarks/parse.py's
+synthetic captions (where 483 captions/s/core was measured); and object / attribute /
+relation F1 on the gold files of tests/data (the hand-labelled SugarCrepe set and the older
+regression guard). Writes DIR/results.json.
+"""
+
+from __future__ import annotations
+
+import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+
+# isort: split
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from components.parsing.quality import CHANGE_CHECKS, change_kept, graph_changed
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sugarcrepe"
+TARGET = 0.97
+
+
+def load_items(root: Path, limit: int | None) -> dict[str, list[dict[str, str]]]:
+    """{kind: [{caption, negative_caption}]} for every known kind with a file under root."""
+    items = {}
+    for kind in CHANGE_CHECKS:
+        path = root / f"{kind}.json"
+        if path.exists():
+            rows = list(json.loads(path.read_text()).values())
+            items[kind] = rows[:limit] if limit else rows
+    if not items:
+        raise SystemExit(f"root={root}: no SugarCrepe files ({', '.join(CHANGE_CHECKS)}).json")
+    return items
+
+
+def load_module(path: str, name: str) -> Any:
+    """A module from a file path (the committed parser, a sibling benchmark)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rules_over(graph_from_doc: Any, docs: list[Any]) -> tuple[list[Any], float, int]:
+    """(graphs, CPU seconds, exceptions) of one rule module over Docs; None where it raised."""
+    graphs, errors = [], 0
+    start = time.process_time()
+    for doc in docs:
+        try:
+            graphs.append(graph_from_doc(doc))
+        except Exception:  # noqa: BLE001 - the old rules crash on real captions
+            graphs.append(None)
+            errors += 1
+    return graphs, time.process_time() - start, errors
+
+
+def score(
+    graphs: list[Any], items: dict[str, list[dict[str, str]]]
+) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """Shares per kind ({kind: {...}}) and the missed items, graphs in load_items' order."""
+    kinds: dict[str, Any] = {}
+    misses: dict[str, list[dict[str, Any]]] = {}
+    offset = 0
+    for kind, rows in items.items():
+        kept, changed, missed = 0, 0, []
+        for i, row in enumerate(rows):
+            caption, negative = graphs[offset + 2 * i], graphs[offset + 2 * i + 1]
+            if caption is not None and negative is not None:
+                changed += graph_changed(caption, negative)
+                if change_kept(kind, caption, negative):
+                    kept += 1
+                    continue
+            missed.append(
+                {
+                    **row,
+                    "graph": caption and caption.to_dict(),
+                    "negative_graph": negative and negative.to_dict(),
+                }
+            )
+        offset += 2 * len(rows)
+        kinds[kind] = {
+            "items": len(rows),
+            "kept": kept,
+            "share": kept / len(rows),
+            "graph_changed": changed / len(rows),
+        }
+        misses[kind] = missed
+    return kinds, misses
+
+
+def synthetic_captions(n: int) -> list[str]:
+    """benchmarks/parse.py's captions: the set the 483 captions/s/core figure was taken on."""
+    return load_module(str(Path(__file__).with_name("parse.py")), "parse_benchmark").captions(n)
+
+
+def speed(nlp: Any, texts: list[str], rule_sets: dict[str, Any]) -> dict[str, float]:
+    """Captions/s/core (CPU time) of nlp.pipe plus each rule set on the same Docs.
+
+    The model is shared, so the rules are the only difference; timing them on one list of
+    Docs makes the ratio immune to other load on the machine and to the old rules' crashes.
+    """
+    start = time.process_time()
+    docs = list(nlp.pipe(texts, batch_size=256))
+    pipe_s = time.process_time() - start
+    return {
+        name: len(texts) / (pipe_s + rules_over(rules, docs)[1])
+        for name, rules in rule_sets.items()
+    }
+
+
+GOLD_SETS = {
+    "sugarcrepe_hand_labelled": "tests/data/captions_gold_sugarcrepe.jsonl",
+    "regression_guard": "tests/data/captions_gold.jsonl",
+}
+
+
+def gold_f1(nlp: Any, rule_sets: dict[str, Any]) -> dict[str, Any]:
+    """Object / attribute / relation F1 of each rule set on each gold file (tests/data)."""
+    from components.parsing.metrics import parse_f1
+    from components.parsing.scene_graph import SceneGraph
+
+    repo = Path(__file__).resolve().parents[1]
+    out: dict[str, Any] = {}
+    for name, path in GOLD_SETS.items():
+        rows = [json.loads(line) for line in (repo / path).read_text().splitlines() if line]
+        gold = [SceneGraph.from_dict(r["graph"]) for r in rows]
+        docs = list(nlp.pipe([r["caption"] for r in rows]))
+        out[name] = {"captions": len(rows)}
+        for rules_name, rules in rule_sets.items():
+            graphs = [g or SceneGraph() for g in rules_over(rules, docs)[0]]
+            out[name][rules_name] = {k: v["f1"] for k, v in parse_f1(graphs, gold).items()}
+    return out
+
+
+def main(argv: list[str]) -> None:
+    options = dict(a.split("=", 1) for a in argv)
+    if "out" not in options:
+        raise SystemExit(
+            "usage: python benchmarks/parse_quality.py out=DIR [root=...] [baseline=FILE]"
+        )
+    out = Path(options["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    items = load_items(
+        Path(options.get("root", DEFAULT_ROOT)), int(options.get("limit", 0)) or None
+    )
+
+    from components.parsing.spacy_parser import SpacyParser, graph_from_doc, load_spacy
+
+    nlp = load_spacy()
+    version = SpacyParser(nlp=nlp).version
+    texts = [
+        t for rows in items.values() for r in rows for t in (r["caption"], r["negative_caption"])
+    ]
+    docs = list(nlp.pipe(texts, batch_size=256))
+    graphs, _, errors = rules_over(graph_from_doc, docs)
+    kinds, misses = score(graphs, items)
+    for kind, missed in misses.items():
+        with open(out / f"misses_{kind}.jsonl", "w") as f:
+            f.writelines(json.dumps(m) + "\n" for m in missed)
+    rule_sets = {"current": graph_from_doc}
+    summary: dict[str, Any] = {
+        "parser": version,
+        "target": TARGET,
+        "kinds": kinds,
+        "captions": len(texts),
+        "exceptions": errors,
+    }
+    if "baseline" in options:
+        module = load_module(options["baseline"], "baseline_spacy_parser")
+        base_graphs, _, base_errors = rules_over(module.graph_from_doc, docs)
+        summary["baseline"] = {
+            "file": options["baseline"],
+            "kinds": score(base_graphs, items)[0],
+            "exceptions": base_errors,
+        }
+        rule_sets["baseline"] = module.graph_from_doc
+    summary["gold_f1"] = gold_f1(nlp, rule_sets)
+    synthetic = synthetic_captions(int(options.get("speed_captions", 5000)))
+    summary["captions_per_s_core"] = {
+        "sugarcrepe": speed(nlp, texts, rule_sets),
+        "synthetic": speed(nlp, synthetic, rule_sets),
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+    print(f"\n{summary['captions']} captions, parser {summary['parser']}\n")
+    header = "| file | items | changed element differs | target | graphs differ at all |"
+    if "baseline" in summary:
+        header += " baseline |"
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for kind, row in summary["kinds"].items():
+        met = "met" if row["share"] >= TARGET else "below"
+        line = (
+            f"| {kind} | {row['items']} | {row['share']:.3f} | {met} | {row['graph_changed']:.3f} |"
+        )
+        if "baseline" in summary:
+            line += f" {summary['baseline']['kinds'][kind]['share']:.3f} |"
+        print(line)
+    print(
+        f"\nrule exceptions: {errors}"
+        + (f" (baseline {base_errors})" if "baseline" in summary else "")
+    )
+    for name, scores in summary["gold_f1"].items():
+        for rules_name in rule_sets:
+            f1 = ", ".join(f"{k} {v:.3f}" for k, v in scores[rules_name].items())
+            print(f"gold F1 on {name} ({scores['captions']} captions), {rules_name}: {f1}")
+    for name, rates in summary["captions_per_s_core"].items():
+        line = ", ".join(f"{k} {v:.0f}" for k, v in rates.items())
+        ratio = (
+            f"; current/baseline {rates['current'] / rates['baseline']:.3f}"
+            if "baseline" in rates
+            else ""
+        )
+        print(f"captions/s/core (CPU time, nlp.pipe + rules) on {name}: {line}{ratio}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,219 @@
+"""Paths and URIs on any pyarrow filesystem: local folders, ``s3://``, ``gs://``, ``hdfs://``.
+
+Every ``data=``, ``out=``, ``storage_path`` and source path goes through here, so one rule
+holds everywhere: a URI stays a URI (``Path("s3://b/x").resolve()`` would turn it into
+``./s3:/b/x``), and a local path is made absolute without following symlinks.
+
+Shard lists may be written the way img2dataset and WebDataset users write them:
+``s3://bucket/cc12m/{00000..01243}.tar`` (numeric ranges keep their zero padding),
+``{train,val}/*.parquet`` (comma alternatives) and glob patterns (``*``, ``?``, ``[...]``,
+``**`` for any depth), or a folder, which means every file under it.
+
+An S3-compatible server other than AWS (MinIO, moto, Ceph) is reached through the standard
+``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_S3``) environment variable, which boto3, s3fs
+and this module all honour; credentials come from the usual AWS variables.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from collections.abc import Iterable
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_BRACE = re.compile(r"\{([^{}]*)\}")
+_RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)$")
+_GLOB_CHARS = ("*", "?", "[")
+
+
+def is_uri(path: str) -> bool:
+    """True for ``scheme://...`` (including ``file://``), False for plain local paths."""
+    return bool(_SCHEME.match(str(path)))
+
+
+def local_path(path: str) -> str | None:
+    """The local filesystem path of ``path`` (a plain path or ``file://``), else None."""
+    path = str(path)
+    if path.startswith("file://"):
+        return urlparse(path).path
+    return None if is_uri(path) else os.path.abspath(os.path.expanduser(path))
+
+
+def _s3_filesystem() -> pafs.S3FileSystem:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        return pafs.S3FileSystem()
+    parsed = urlparse(endpoint)
+    return pafs.S3FileSystem(
+        endpoint_override=parsed.netloc or parsed.path,
+        scheme=parsed.scheme or "https",
+        region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    )
+
+
+def filesystem_and_path(path: str) -> tuple[pafs.FileSystem, str]:
+    """(pyarrow filesystem, path inside it) for a local path or a URI."""
+    local = local_path(path)
+    if local is not None:
+        return pafs.LocalFileSystem(), local
+    path = str(path)
+    if path.startswith(("s3://", "s3a://")):
+        return _s3_filesystem(), path.split("://", 1)[1].rstrip("/")
+    return pafs.FileSystem.from_uri(path)
+
+
+def join(base: str, *parts: str) -> str:
+    """``base`` / parts, keeping a URI a URI (never ``Path``-normalised)."""
+    base = str(base)
+    if is_uri(base):
+        return posixpath.join(base.rstrip("/"), *[p.strip("/") for p in parts])
+    return os.path.join(base, *parts)
+
+
+def _to_uri(original: str, fs_path: str) -> str:
+    """The user-facing form of a path found inside the filesystem ``original`` names."""
+    if not is_uri(original):
+        return fs_path
+    scheme = original.split("://", 1)[0]
+    if scheme == "file":
+        return "file://" + fs_path
+    return f"{scheme}://{fs_path}"
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """``a{00..02}b`` -> a00b, a01b, a02b; ``{x,y}`` -> x, y; nested and repeated braces."""
+    match = _BRACE.search(pattern)
+    if match is None:
+        return [pattern]
+    body, head, tail = match.group(1), pattern[: match.start()], pattern[match.end() :]
+    numeric = _RANGE.match(body)
+    if numeric:
+        first, last = numeric.groups()
+        width = len(first) if first.lstrip("-").startswith("0") else 0
+        step = 1 if int(last) >= int(first) else -1
+        options = [f"{n:0{width}d}" for n in range(int(first), int(last) + step, step)]
+    elif "," in body:
+        options = body.split(",")
+    else:
+        options = ["{" + body + "}"]  # not an expansion: keep the literal braces
+        return [head + options[0] + t for t in expand_braces(tail)]
+    return [e for option in options for e in expand_braces(head + option + tail)]
+
+
+def _part_regex(part: str) -> str:
+    """One path component of a glob as a regex: ``*``/``?`` stay inside it, ``**`` spans any."""
+    if part == "**":
+        return ".*"
+    out, i = "", 0
+    while i < len(part):
+        char = part[i]
+        if char == "*":
+            out += "[^/]*"
+        elif char == "?":
+            out += "[^/]"
+        elif char == "[" and "]" in part[i + 1 :]:
+            end = part.index("]", i + 1)
+            out += "[" + part[i + 1 : end].replace("!", "^", 1) + "]"
+            i = end
+        else:
+            out += re.escape(char)
+        i += 1
+    return out
+
+
+def _glob(fs: pafs.FileSystem, pattern: str) -> list[str]:
+    parts = pattern.split("/")
+    fixed = next(i for i, part in enumerate(parts) if any(c in part for c in _GLOB_CHARS))
+    base = "/".join(parts[:fixed]) or "/"
+    infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    regex = re.compile("^" + "/".join(_part_regex(part) for part in parts) + "$")
+    return sorted(i.path for i in infos if i.type == pafs.FileType.File and regex.match(i.path))
+
+
+def expand_paths(spec: str | Iterable[str], suffixes: tuple[str, ...] = ()) -> list[str]:
+    """Every file a path spec names, sorted within each entry and in the user's order.
+
+    ``spec`` is one path/URI/pattern, a comma-free list of them, or a folder (all files
+    under it, optionally only those ending in ``suffixes``). Raises FileNotFoundError
+    naming the entry that matches nothing, since an empty shard list is always a mistake.
+    """
+    entries = [spec] if isinstance(spec, str) else list(spec)
+    found: list[str] = []
+    for entry in entries:
+        for pattern in expand_braces(str(entry)):
+            fs, path = filesystem_and_path(pattern)
+            if any(c in path for c in _GLOB_CHARS):
+                files = _glob(fs, path)
+            else:
+                info = fs.get_file_info(path)
+                if info.type == pafs.FileType.File:
+                    files = [path]
+                elif info.type == pafs.FileType.Directory:
+                    selector = pafs.FileSelector(path, recursive=True)
+                    files = sorted(
+                        i.path
+                        for i in fs.get_file_info(selector)
+                        if i.type == pafs.FileType.File
+                        and not i.base_name.startswith((".", "_"))
+                        and (not suffixes or i.path.lower().endswith(suffixes))
+                    )
+                else:
+                    files = []
+            if not files:
+                raise FileNotFoundError(f"{pattern}: no such file, folder or matching files")
+            found += [_to_uri(pattern, f) for f in files]
+    return found
+
+
+def exists(path: str) -> bool:
+    fs, inner = filesystem_and_path(path)
+    return fs.get_file_info(inner).type != pafs.FileType.NotFound
+
+
+def read_bytes(path: str) -> bytes:
+    fs, inner = filesystem_and_path(path)
+    with fs.open_input_stream(inner) as stream:
+        return stream.read()
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` whole: via a temporary name and a rename on a local disk, and as one
+    object PUT on object stores (which never show a half-written object)."""
+    fs, inner = filesystem_and_path(path)
+    fs.create_dir(posixpath.dirname(inner), recursive=True)
+    if isinstance(fs, pafs.LocalFileSystem):
+        tmp = f"{inner}.tmp-{os.getpid()}"
+        with fs.open_output_stream(tmp) as stream:
+            stream.write(data)
+        os.replace(tmp, inner)
+        return
+    with fs.open_output_stream(inner) as stream:
+        stream.write(data)
+
+
+def under_root(root: str, relative: str) -> str:
+    """``root``/``relative``, refusing a path that would leave ``root``.
+
+    Image paths in a caption file or a Parquet column are data, not configuration: an
+    absolute path (``/etc/passwd``), a URI or ``../`` must not reach outside the folder
+    the user named. Raises ValueError naming the path.
+    """
+    relative = str(relative)
+    if is_uri(relative) or relative.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", relative):
+        raise ValueError(
+            f"absolute path {relative!r} is not allowed (paths are relative to {root})"
+        )
+    inner = posixpath.normpath(relative.replace("\\", "/"))
+    if inner == ".." or inner.startswith("../"):
+        raise ValueError(f"path {relative!r} leaves the image root {root}")
+    return join(root, inner)
+
+
+def parent(path: str) -> str:
+    """The folder holding ``path`` (URI or local)."""
+    path = str(path).rstrip("/")
+    return path.rsplit("/", 1)[0] if is_uri(path) else os.path.dirname(os.path.abspath(path))

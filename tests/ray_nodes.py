@@ -1,0 +1,148 @@
+"""Several Ray nodes on one machine: each a `ray start --block` with its own temp dir and
+free ports, token auth on, one ``train_slot`` per node (so Ray Train places one worker on
+each). Used by tests/test_cluster.py and benchmarks/cluster.py; stop() removes it all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from s3_server import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+NODE_PORTS = [
+    "--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
+    "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port",
+]  # fmt: skip
+
+
+class LocalCluster:
+    """A head node plus ``add_node()`` workers, reachable at ``address`` with ``env``."""
+
+    def __init__(self, env: dict[str, str], num_cpus: int = 2):
+        self.env = {
+            **env,
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": secrets.token_hex(16),
+            "PATH": f"{BIN}:{env.get('PATH', '')}",
+            "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
+            "PYTHONPATH": str(ROOT),
+            # Ray's OOM killer counts every process on the machine; on a shared dev box
+            # other jobs' memory would get this cluster's workers killed.
+            "RAY_memory_monitor_refresh_ms": "0",
+        }
+        self.env.pop("RAY_ADDRESS", None)
+        self.num_cpus = num_cpus
+        self.nodes: list[subprocess.Popen] = []
+        self.temp_dirs: list[str] = []
+        port = free_port()
+        self.address = f"127.0.0.1:{port}"
+        self._start(
+            ["--head", f"--port={port}", "--include-dashboard=false"]
+            + [f"--ray-client-server-port={free_port()}"]
+        )
+
+    def _start(self, args: list[str]) -> subprocess.Popen:
+        # Every port is free-picked (the shared test cluster holds the defaults) and the
+        # temp dir is short (Ray's socket paths must stay under ~107 characters).
+        low = free_port()
+        temp = tempfile.mkdtemp(prefix="rn", dir="/tmp")
+        self.temp_dirs.append(temp)
+        node = subprocess.Popen(
+            [str(BIN / "ray"), "start", "--block", f"--num-cpus={self.num_cpus}", *args]
+            + ['--resources={"train_slot": 1}']
+            + [f"{p}={free_port()}" for p in NODE_PORTS]
+            + [f"--min-worker-port={low}", f"--max-worker-port={low + 60}"]
+            + [f"--temp-dir={temp}"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.nodes.append(node)
+        return node
+
+    def add_node(self) -> subprocess.Popen:
+        """Start a worker node that joins the head; returns its `ray start` process."""
+        return self._start([f"--address={self.address}"])
+
+    def wait_for_nodes(self, count: int, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while self.alive_nodes() < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fewer than {count} Ray nodes alive after {timeout} s")
+            time.sleep(2)
+
+    def alive_nodes(self) -> int:
+        probe = subprocess.run(
+            [sys.executable, "-c", "import ray; ray.init(); "
+             "print(sum(n['Alive'] for n in ray.nodes()))"],
+            env={**self.env, "RAY_ADDRESS": self.address},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        lines = probe.stdout.strip().splitlines()
+        return int(lines[-1]) if probe.returncode == 0 and lines else 0
+
+    def driver(self, *args: str) -> subprocess.Popen:
+        """Start a driver program of tests/cluster_jobs.py against this cluster."""
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "cluster_jobs.py"), *args],
+            env={**self.env, "RAY_ADDRESS": self.address},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def run(self, *args: str, timeout: float = 900) -> dict:
+        """Run a driver program to the end; returns its ``RESULT`` line as a dict."""
+        proc = self.driver(*args)
+        output, _ = proc.communicate(timeout=timeout)
+        return parse_result(proc.returncode, output)
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            if node.poll() is None:
+                os.killpg(node.pid, signal.SIGTERM)
+                node.wait(timeout=60)
+        for temp in self.temp_dirs:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def parse_result(returncode: int, output: str) -> dict:
+    lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
+    if returncode != 0 or not lines:
+        raise RuntimeError(f"driver failed (exit {returncode}):\n{output[-4000:]}")
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def raylet_pid(node: subprocess.Popen) -> int:
+    """The raylet among a `ray start` process's descendants (read from /proc)."""
+    parents, names = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # exited meanwhile
+            continue
+        pid, rest = text.split(" (", 1)
+        name, fields = rest.rsplit(") ", 1)
+        parents[int(pid)], names[int(pid)] = int(fields.split()[1]), name
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == node.pid:
+                return True
+        return False
+
+    (raylet,) = [pid for pid, name in names.items() if name == "raylet" and descends(pid)]
+    return raylet
