@@ -175,6 +175,7 @@ def train_one(config, name, train_dir: Path, parent_run_id, seed: int) -> Path:
             mlflow={"tracking_uri": tracking_uri(), "run_id": run.info.run_id},
             resume=config.resume or None,
             val_dataset=val_dataset,
+            train_rows=sum(pq.ParquetFile(f).metadata.num_rows for f in files),
         )
     target = checkpoint_dir(config, name, seed)
     shutil.rmtree(target, ignore_errors=True)

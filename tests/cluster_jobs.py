@@ -30,7 +30,7 @@ SLOT = "train_slot"  # one per node: Ray Train places one worker on each
 def _dataset(data: str):
     import ray.data
 
-    return ray.data.read_parquet(shard_files(data), columns=COLUMNS)
+    return ray.data.read_parquet(shard_files(data)).select_columns(COLUMNS)
 
 
 def _train_config(steps: int) -> TrainConfig:
@@ -88,7 +88,7 @@ def tune(data: str, storage: str) -> dict:
         ray.tune.report({"done": 1})
 
     tuner = ray.tune.Tuner(
-        ray.tune.with_resources(trial, {"CPU": 0}),
+        ray.tune.with_resources(trial, {"CPU": 0.1}),
         param_space={"head_lr": ray.tune.grid_search([1e-3, 3e-3])},
         tune_config=ray.tune.TuneConfig(max_concurrent_trials=2),
         run_config=ray.tune.RunConfig(name="sweep", storage_path=storage),

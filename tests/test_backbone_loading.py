@@ -178,3 +178,17 @@ def test_backbone_config_spec_leaves_defaults_out():
         "force_quick_gelu": True,
         "lock_image": True,
     }
+
+
+def test_train_occlip_passes_pretrained_alone_to_the_model_and_has_no_init_key(weights_file):
+    from components.config import ConfigError, load_config
+    from pipelines.train_occlip import TrainOcclipConfig, model_spec
+
+    path, _ = weights_file
+    config = load_config(
+        TrainOcclipConfig, [f"backbone.pretrained={path}", "backbone.lock_image=true"]
+    )
+    spec = model_spec(config, "occlip")["backbone"]
+    assert spec == {"name": "tiny", "pretrained": path, "lock_image": True}
+    with pytest.raises(ConfigError, match="init"):
+        load_config(TrainOcclipConfig, ["init=pretrained"])

@@ -47,6 +47,8 @@ def test_job_submit_trains_on_a_token_auth_head(tmp_path):
         "PATH": f"{BIN}:{os.environ['PATH']}",
         "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        # Ray's OOM killer counts every process on the machine, not just this cluster's.
+        "RAY_memory_monitor_refresh_ms": "0",
     }
     env.pop("RAY_ADDRESS", None)
     dashboard = _free_port()

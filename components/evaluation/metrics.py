@@ -19,9 +19,12 @@ from tqdm.auto import tqdm
 
 from components.evaluation.benchmark import (
     Benchmark,
+    BenchmarkError,
+    BenchmarkFileMissing,
     BenchmarkItem,
     ImageRef,
     ImageSource,
+    degenerate_reason,
     load_image,
 )
 from components.models.scorer import Scorer
@@ -129,13 +132,32 @@ class ItemResult:
         return self.text_correct and self.image_correct is not False
 
 
+# Why an item is left out of every number (SkippedItem.reason).
+UNREADABLE_IMAGE = "unreadable_image"  # an image of the item cannot be decoded
+DEGENERATE = "degenerate"  # its correct text equals another candidate: it cannot be won
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    """An item not scored, with its reason and detail; counted in `EvalResult.summary`."""
+
+    item: BenchmarkItem
+    reason: str
+    detail: str
+
+
 @dataclass(frozen=True)
 class EvalResult:
-    """Every item's outcome on one benchmark for one scorer, plus the paper's aggregates."""
+    """Every item's outcome on one benchmark for one scorer, plus the paper's aggregates.
+
+    ``skipped`` items are outside every accuracy; the summary counts them (``n_skipped``
+    and ``n_<reason>``) so a number over fewer items never passes for one over all.
+    """
 
     benchmark: Benchmark
     scorer_name: str
     items: tuple[ItemResult, ...]
+    skipped: tuple[SkippedItem, ...] = ()
 
     def per_category(self) -> dict[str, CategoryAccuracy]:
         """Text accuracy per item category (relation, attribute pair, preposition, split)."""
@@ -146,9 +168,15 @@ class EvalResult:
     def summary(self) -> dict[str, float]:
         """Flat numbers for results.json and MLflow: accuracy, macro, Winoground, groups."""
         if not self.items:
-            raise ValueError(f"benchmark {self.benchmark.name} has no scored items")
+            raise ValueError(
+                f"benchmark {self.benchmark.name} has no scored items "
+                f"({len(self.skipped)} skipped: {self.skip_counts()})"
+            )
         outcomes = [r.text_correct for r in self.items]
         numbers = {"n_items": float(len(self.items)), "accuracy": sum(outcomes) / len(outcomes)}
+        if self.skipped:
+            numbers["n_skipped"] = float(len(self.skipped))
+            numbers.update({f"n_{k}": float(v) for k, v in self.skip_counts().items()})
         per_category = self.per_category()
         if len(per_category) > 1 or self.benchmark.headline == "macro_accuracy":
             numbers["macro_accuracy"] = macro_accuracy(
@@ -162,6 +190,13 @@ class EvalResult:
             groups = [r.item.tags[tag] for r in self.items]
             numbers[f"{tag}_accuracy"] = group_accuracy(outcomes, groups)
         return numbers
+
+    def skip_counts(self) -> dict[str, int]:
+        """Skipped items per reason, reasons sorted by name."""
+        counts: dict[str, int] = defaultdict(int)
+        for skip in self.skipped:
+            counts[skip.reason] += 1
+        return dict(sorted(counts.items()))
 
     def headline(self) -> float:
         """The single number a results table quotes for this benchmark."""
@@ -191,16 +226,49 @@ def _image_key(source: ImageSource) -> Hashable:
     return source if isinstance(source, ImageRef) else id(source)
 
 
-def score_items(scorer: Scorer, items: Sequence[BenchmarkItem]) -> list[torch.Tensor]:
+def load_batch_images(
+    items: Sequence[BenchmarkItem],
+) -> tuple[dict[Hashable, Image.Image], dict[int, str]]:
+    """Decoded images of ``items`` by key, and {position in items: error} for items with
+    an image that cannot be read (corrupt, truncated or vanished since the start check)."""
+    loaded: dict[Hashable, Image.Image] = {}
+    errors: dict[Hashable, str] = {}
+    for source in (im for it in items for im in it.images):
+        key = _image_key(source)
+        if key in loaded or key in errors:
+            continue
+        try:
+            loaded[key] = load_image(source)
+        except (BenchmarkError, BenchmarkFileMissing) as err:
+            errors[key] = str(err)
+    bad = {
+        k: errors[_image_key(im)]
+        for k, it in enumerate(items)
+        for im in it.images
+        if _image_key(im) in errors
+    }
+    return loaded, bad
+
+
+def score_items(
+    scorer: Scorer,
+    items: Sequence[BenchmarkItem],
+    loaded: dict[Hashable, Image.Image] | None = None,
+) -> list[torch.Tensor]:
     """Score several items with one ``scorer.score`` call and slice out each item's block.
 
     Images and texts shared between the items are scored once. Off-block pairs (item a's
     image with item b's captions) are computed and thrown away, which is cheap for pooled
     cosine (CLIP) but not for per-pair scorers (DCSM's CNN), hence ``batch_size`` below.
+    ``loaded`` holds images already decoded (`load_batch_images`), keyed by image.
     """
+    loaded = loaded or {}
     images, image_pos = _unique((im for it in items for im in it.images), _image_key)
     texts, text_pos = _unique((t for it in items for t in it.texts), lambda t: t)
-    pil_images: list[Image.Image] = [load_image(source) for source in images]
+    pil_images: list[Image.Image] = [
+        loaded[_image_key(source)] if _image_key(source) in loaded else load_image(source)
+        for source in images
+    ]
     scores = scorer.score(pil_images, texts)
     if tuple(scores.shape) != (len(images), len(texts)):
         raise ValueError(
@@ -225,16 +293,33 @@ def evaluate(
     per (image, text) pair (OC-CLIP, DCSM); use tens for pooled-embedding scorers (CLIP),
     where one call with more images beats many small ones. Only ``batch_size`` items'
     images are decoded at a time.
+
+    Items are skipped, counted and kept in ``skipped`` rather than ending the run: an item
+    whose image cannot be decoded (``unreadable_image``; the rest of its batch is scored)
+    and an item whose correct text equals another candidate (``degenerate``: a forced tie
+    that the strict rule would count as wrong for every model).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     results: list[ItemResult] = []
-    items = benchmark.items
+    skipped: list[SkippedItem] = []
+    items = []
+    for item in benchmark.items:
+        reason = degenerate_reason(item)
+        if reason is None:
+            items.append(item)
+        else:
+            skipped.append(SkippedItem(item, DEGENERATE, reason))
     starts = range(0, len(items), batch_size)
     with torch.no_grad():
         for start in tqdm(starts, desc=f"{scorer.name} on {benchmark.name}", disable=not progress):
             batch = items[start : start + batch_size]
-            for item, scores in zip(batch, score_items(scorer, batch), strict=True):
+            loaded, bad = load_batch_images(batch)
+            skipped += [SkippedItem(batch[k], UNREADABLE_IMAGE, bad[k]) for k in sorted(bad)]
+            batch = [item for k, item in enumerate(batch) if k not in bad]
+            if not batch:
+                continue
+            for item, scores in zip(batch, score_items(scorer, batch, loaded), strict=True):
                 results.append(
                     ItemResult(
                         item=item,
@@ -247,4 +332,4 @@ def evaluate(
                         ),
                     )
                 )
-    return EvalResult(benchmark, scorer.name, tuple(results))
+    return EvalResult(benchmark, scorer.name, tuple(results), tuple(skipped))

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from components.evaluation.benchmark import Benchmark
-from components.evaluation.metrics import EvalResult, ItemResult, evaluate
+from components.evaluation.metrics import EvalResult, ItemResult, SkippedItem, evaluate
 from components.models.checkpoint import load_checkpoint
 from components.parsing.registry import get_parser
 
@@ -25,7 +25,8 @@ from components.parsing.registry import get_parser
 SHARDS_PER_ACTOR = 4
 
 ParserSpec = tuple[str, dict[str, Any]]  # get_parser(name, **options)
-Outcome = tuple[torch.Tensor, bool, bool | None]  # an ItemResult without its item
+# An ItemResult or a SkippedItem without its item: (position in the shard, outcome).
+Outcome = tuple[int, tuple[torch.Tensor, bool, bool | None] | tuple[str, str]]
 
 
 class CheckpointScorer:
@@ -52,9 +53,15 @@ class CheckpointScorer:
         return hasattr(self.model, "parser")
 
     def outcomes(self, benchmark: Benchmark, parser: ParserSpec, batch_size: int) -> list[Outcome]:
-        """Per-item scores and outcomes of a shard; the driver already holds the items."""
+        """Per-item scores or skip reasons of a shard by position; the driver holds the items."""
         result = self.evaluate(benchmark, parser, batch_size, progress=False)
-        return [(r.scores, r.text_correct, r.image_correct) for r in result.items]
+        position = {id(item): k for k, item in enumerate(benchmark.items)}
+        scored = [
+            (position[id(r.item)], (r.scores, r.text_correct, r.image_correct))
+            for r in result.items
+        ]
+        skipped = [(position[id(s.item)], (s.reason, s.detail)) for s in result.skipped]
+        return scored + skipped
 
 
 def shard_bounds(num_items: int, num_shards: int, batch_size: int) -> list[tuple[int, int]]:
@@ -94,9 +101,12 @@ def evaluate_on_actors(
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             bar.update(sum(sizes[ref] for ref in done))
-    outcomes = [outcome for shard in ray.get(refs) for outcome in shard]
-    items = tuple(
-        ItemResult(item, scores, text_ok, image_ok)
-        for item, (scores, text_ok, image_ok) in zip(benchmark.items, outcomes, strict=True)
-    )
-    return EvalResult(benchmark, label, items)
+    items, skipped = [], []
+    for (start, _), shard in zip(bounds, ray.get(refs), strict=True):
+        for k, outcome in sorted(shard, key=lambda o: o[0]):
+            item = benchmark.items[start + k]
+            if len(outcome) == 2:
+                skipped.append(SkippedItem(item, *outcome))
+            else:
+                items.append(ItemResult(item, *outcome))
+    return EvalResult(benchmark, label, tuple(items), tuple(skipped))

@@ -29,11 +29,11 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 class ZeroShotConfig:
     """Where the ImageFolder is and how to prompt it; ``root`` empty = not measured."""
 
-    root: str = ""
+    root: str = ""  # ImageFolder root (one folder per class); empty = skip
     classnames: str = ""  # a file, one class name per line in sorted-folder order
     templates: str = "simple"  # openai | simple
     limit: int = 0  # images per class, 0 = all
-    batch_size: int = 32
+    batch_size: int = 32  # images per forward pass
 
 
 def image_folder(

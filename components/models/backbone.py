@@ -111,12 +111,12 @@ class BackboneConfig:
 
     name: str = "tiny"  # a small config, an open_clip name, or hf-hub:/local-dir:
     pretrained: str = ""  # open_clip tag | local weights file | "" (random init)
-    force_quick_gelu: bool = False
+    force_quick_gelu: bool = False  # QuickGELU activations (OpenAI weights loaded from a file)
     image_size: int = 0  # 0 = the architecture's own
-    lock_image: bool = False
+    lock_image: bool = False  # freeze the image tower (LiT)
     lock_image_unlocked_groups: int = 0  # last N layer groups of the image tower train
-    lock_image_freeze_bn_stats: bool = False
-    lock_text: bool = False
+    lock_image_freeze_bn_stats: bool = False  # also freeze BatchNorm statistics of a locked tower
+    lock_text: bool = False  # freeze the text tower
     lock_text_unlocked_layers: int = 0  # last N blocks of the text tower train
 
     def validate(self) -> None:

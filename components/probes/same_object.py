@@ -191,7 +191,7 @@ def pair_accuracy(
         predicted = probe(tokens) > 0
         correct += int(((predicted == same) & valid).sum())
         total += int(valid.sum())
-    return correct / max(total, 1)
+    return correct / total if total else float("nan")  # no valid pairs: nothing to score
 
 
 @dataclass

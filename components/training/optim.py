@@ -67,7 +67,9 @@ def build_optimizer(
             f"{type(model).__name__}: every parameter is frozen (lock_image and lock_text "
             "on a model without new modules?): nothing to train"
         )
-    return torch.optim.AdamW(groups, betas=(0.9, beta2), eps=eps)
+    # fused: one kernel per tensor instead of ~10 Python-dispatched ops; on CPU it cut the
+    # update of the 49,408-row token embedding ~5x (docs/performance.md).
+    return torch.optim.AdamW(groups, betas=(0.9, beta2), eps=eps, fused=True)
 
 
 def warmup_cosine(

@@ -79,6 +79,7 @@ def fit(
     mlflow: dict[str, str] | None = None,
     resume: str | None = None,
     val_dataset=None,
+    train_rows: int | None = None,
 ):
     """Train ``model_spec`` on a Ray Dataset of shard rows; returns Ray's Result.
 
@@ -88,6 +89,8 @@ def fit(
     Worker failures inside one call always restart from the last checkpoint.
     ``val_dataset`` (rows of ``train.val_split``) is needed when ``train.val_every`` > 0;
     then checkpoints are ranked by val_loss and ``best_checkpoint(result)`` picks one.
+    ``train_rows``: the row count when the caller knows it cheaply (Parquet footers), so
+    the early batch-size check does not run an expensive stage (a parser) to count.
     """
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -97,7 +100,8 @@ def fit(
     quiet_library_logs()
     if train.val_every and val_dataset is None:
         raise ValueError(f"train.val_every={train.val_every} needs the {train.val_split!r} split")
-    check_rows(dataset.count(), "train", train, scaling.num_workers)
+    rows = dataset.count() if train_rows is None else train_rows
+    check_rows(rows, "train", train, scaling.num_workers)
     datasets = {}
     datasets["train"], decoded = decode_stage(model_spec, dataset, train=True)
     if train.val_every:
