@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 from collections.abc import Iterator
@@ -205,6 +206,18 @@ def log_results(results: dict[str, Any], prefix: str = "") -> None:
         mlflow.log_metrics(metrics)
 
 
+def _nan_to_null(tree: Any) -> Any:
+    """JSON has no NaN: a number that could not be measured (e.g. a pair probe with no
+    valid pairs) is written as null, so strict JSON readers accept results.json."""
+    if isinstance(tree, dict):
+        return {key: _nan_to_null(value) for key, value in tree.items()}
+    if isinstance(tree, list | tuple):
+        return [_nan_to_null(value) for value in tree]
+    if isinstance(tree, float) and not math.isfinite(tree):
+        return None
+    return tree
+
+
 def write_outputs(out: str | Path, config: Any, results: dict[str, Any], report: str) -> Path:
     """Write the pipeline convention files to out/ and attach them to the active MLflow run."""
     from components.config import save_config
@@ -212,7 +225,9 @@ def write_outputs(out: str | Path, config: Any, results: dict[str, Any], report:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
-    (out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True))
+    (out / "results.json").write_text(
+        json.dumps(_nan_to_null(results), indent=2, sort_keys=True, allow_nan=False)
+    )
     (out / "report.md").write_text(report)
     import mlflow
 

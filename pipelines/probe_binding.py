@@ -68,7 +68,7 @@ class ProbeData:
     seed: int = 0  # seed of the built world
     image_size: int = 64  # pixels of the built world
     splits: dict[str, float] = field(default_factory=dict)  # scene shares; {} = the world's
-    # probe split -> the world's split name (clevr: test -> test_heldout)
+    # probe split -> the world's split name (clevr: test -> test_seen)
     split_names: dict[str, str] = field(
         default_factory=lambda: {"train": "train", "val": "val", "test": "test"}
     )

@@ -92,6 +92,14 @@ def test_sugarcrepe_record_without_negative_names_item_and_key(sugarcrepe_root):
         get_benchmark("sugarcrepe/add_obj", sugarcrepe_root)
 
 
+def test_sugarcrepe_file_that_repeats_an_item_id_is_refused_naming_the_id(sugarcrepe_root):
+    # json keeps the last of two equal keys; a repeated id would drop an item unseen
+    record = '{"filename": "000000000139.jpg", "caption": "a", "negative_caption": "b"}'
+    (sugarcrepe_root / "swap_obj.json").write_text(f'{{"5": {record}, "5": {record}}}')
+    with pytest.raises(BenchmarkError, match=r"swap_obj\.json repeats the key '5'"):
+        get_benchmark("sugarcrepe/swap_obj", sugarcrepe_root)
+
+
 # -- ARO --------------------------------------------------------------------------------
 def aro_record(image_path: str, relation: str, **extra) -> dict:
     return {

@@ -96,7 +96,7 @@ def test_smoke_pipeline_writes_controls_aligned_features_results_and_plots(
 @pytest.mark.slow
 def test_clevr_runs_same_object_without_entropies(ray_cluster, mlflow_uri, tmp_path):
     """clevr has no exact entropies: binding families are skipped, IsSameObject runs on
-    the mapped test split (test_heldout) at every requested block, with its baselines."""
+    the mapped test split (test_seen) at every requested block, with its baselines."""
     from pipelines.probe_binding import main
 
     out = tmp_path / "out"
@@ -114,7 +114,7 @@ def test_clevr_runs_same_object_without_entropies(ray_cluster, mlflow_uri, tmp_p
     )
     results = json.loads((out / "results.json").read_text())
     assert results["controls"] is None and results["entropies"] is None
-    assert results["split_names"]["test"] == "test_heldout"
+    assert results["split_names"]["test"] == "test_seen"
     assert set(results["probes"]) == {"layer0", "layer3"}
     for layer in results["probes"].values():
         assert layer["binding"] == {}

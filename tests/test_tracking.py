@@ -69,7 +69,13 @@ def test_smoke_train_occlip_mlflow_run_holds_params_curves_checkpoint_gallery(
     runs = client.search_runs([experiment])
     child = next(r for r in runs if r.info.run_name == "occlip-seed0")
     params = child.data.params
-    for key in ("backbone", "synthetic.world", "train.steps", "scaling.num_workers", "eval_split"):
+    for key in (
+        "backbone.name",
+        "synthetic.world",
+        "train.steps",
+        "scaling.num_workers",
+        "eval_split",
+    ):
         assert key in params, f"child run lacks param {key}"
     assert params["model"] == "occlip" and params["train.steps"] == "4"
     assert "start_step" not in child.data.metrics

@@ -100,6 +100,16 @@ def suite_of(benchmark_name: str) -> str:
     return benchmark_name.split("/", 1)[0]
 
 
+def _save_figure(fig: plt.Figure, path: str | Path) -> Path:
+    """Write and close a figure; every plot of a report goes through here at the same dpi."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_suites(results: Sequence[EvalResult], out_dir: str | Path) -> list[Path]:
     """One grouped bar chart per suite: benchmarks on x, one bar per scorer, headline on y."""
     out = Path(out_dir)
@@ -125,11 +135,7 @@ def plot_suites(results: Sequence[EvalResult], out_dir: str | Path) -> list[Path
         ax.set_ylabel("headline metric (%)")
         ax.set_title(suite)
         ax.legend(fontsize="small")
-        fig.tight_layout()
-        path = out / f"{suite}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save_figure(fig, out / f"{suite}.png"))
     return paths
 
 
@@ -205,12 +211,7 @@ def plot_failures(
     fig.suptitle(
         f"{result.scorer_name} on {result.benchmark.name}: failures (* or iK: the caption of image K)"
     )
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def write_report(
@@ -261,9 +262,4 @@ def plot_curves(history: dict[str, list[tuple[int, float]]], path: str | Path) -
         ax.set_title(keys[0] if len(keys) == 1 else "loss")
         if len(keys) > 1:
             ax.legend(fontsize="x-small")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)

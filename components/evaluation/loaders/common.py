@@ -25,11 +25,29 @@ def require_dir(path: Path, hint: str) -> Path:
     return path
 
 
+class _DuplicateKey(ValueError):
+    """A JSON object that names one key twice (json keeps the last one silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
 def read_json(path: Path, hint: str) -> Any:
-    """Parsed JSON of ``path``; missing or malformed files name themselves."""
+    """Parsed JSON of ``path``; missing or malformed files, and objects that repeat a key
+    (SugarCrepe keys items by id: a repeated id would drop an item unseen), name themselves."""
     text = require_file(path, hint).read_text(encoding="utf-8")
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as err:
+        raise BenchmarkError(
+            f"{path} repeats the key {str(err)!r}: each key must be unique"
+        ) from err
     except json.JSONDecodeError as err:
         raise BenchmarkError(f"{path} is not valid JSON: {err}") from err
 
