@@ -50,3 +50,15 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def parser():
+    """The spaCy parser, loaded once for every parsing test (a module that needs another
+    parser defines its own ``parser`` fixture, which wins)."""
+    from components.parsing.spacy_parser import SpacyParser
+
+    try:
+        return SpacyParser()
+    except OSError as err:
+        pytest.skip(f"no spaCy English pipeline installed: {err}")

@@ -27,16 +27,6 @@ KEPT_THRESHOLDS = {
 
 
 @pytest.fixture(scope="module")
-def parser():
-    from components.parsing.spacy_parser import SpacyParser
-
-    try:
-        return SpacyParser()
-    except OSError as err:
-        pytest.skip(f"no spaCy English pipeline installed: {err}")
-
-
-@pytest.fixture(scope="module")
 def sugarcrepe() -> dict[str, list[dict[str, str]]]:
     if not SUGARCREPE.is_dir():
         pytest.skip(f"{SUGARCREPE} absent (the shared reference files are not in this checkout)")

@@ -19,16 +19,6 @@ GOLD = Path(__file__).parent / "data" / "captions_gold.jsonl"
 F1_THRESHOLDS = {"object": 0.95, "attribute": 0.95, "relation": 0.86}
 
 
-@pytest.fixture(scope="module")
-def parser():
-    from components.parsing.spacy_parser import SpacyParser
-
-    try:
-        return SpacyParser()
-    except OSError as err:
-        pytest.skip(f"no spaCy English pipeline installed: {err}")
-
-
 def parse(parser, caption: str) -> SceneGraph:
     return parser.parse_batch([caption])[0]
 
