@@ -77,7 +77,7 @@ class LossModule(nn.Module):
         return self.model.loss(batch)
 
 
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """Pinned host memory + non-blocking copies on GPU, so the copy overlaps the step."""
     if device.type != "cuda":
         return batch
@@ -145,7 +145,7 @@ def validation_loss(
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         for batch in _iterate(shard, config, decoded, seed=None):
-            collated = _to_device(_collate(model, batch, decoded or []), device)
+            collated = to_device(_collate(model, batch, decoded or []), device)
             size = len(next(iter(collated.values())))
             if size < 2:  # a contrastive loss needs a negative in the batch
                 continue
@@ -211,14 +211,15 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         for micro in range(config.accum_steps):
             tick = time.perf_counter()
             epoch, batch = next(batches)
-            batch = _to_device(batch, device)
+            batch = to_device(batch, device)
             tock = time.perf_counter()
             # DDP all-reduces gradients only on the last micro-batch of a step.
             last = micro == config.accum_steps - 1
             sync = contextlib.nullcontext() if last or world == 1 else wrapped.no_sync()
-            with sync, torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss, parts = wrapped(batch)
-                (loss / config.accum_steps).backward()
+            with sync:
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    loss, parts = wrapped(batch)
+                (loss / config.accum_steps).backward()  # outside autocast, as torch advises
             wait_seconds += tock - tick
             compute_seconds += time.perf_counter() - tock
         tock = time.perf_counter()
