@@ -13,7 +13,7 @@ from components.models.occlip import OCCLIP
 from components.training.decode import batch_rows, decode_batch, nested_columns
 from components.training.loop import TrainConfig, epoch_batches
 from components.training.progress import format_duration, format_line
-from components.training.trainer import check_rows
+from components.training.trainer import check_rows, decode_stage
 
 SPEC = SyntheticSpec("clevr_pairs", seed=2, coverage=0.7, image_size=64)
 
@@ -74,6 +74,26 @@ def test_decoded_rows_collate_to_the_same_batch_as_raw_rows(table, backbone, mod
     assert from_decoded.keys() == from_raw.keys()
     for key, value in from_raw.items():
         torch.testing.assert_close(from_decoded[key], value, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("options", "cache_mb", "cached"),
+    [({}, 1, True), ({}, 0, False), ({"train_augment": True}, 1024, False)],
+)
+def test_decoded_training_rows_are_kept_only_when_deterministic_and_small(
+    ray_cluster, table, options, cache_mb, cached
+):
+    """6 decoded 64-px images are 0.28 MiB: cached under 1 MiB, streamed with the cache off
+    or with random augmentation (a cached crop would repeat every epoch)."""
+    from ray.data.dataset import MaterializedDataset
+
+    spec = {"name": "clip", "backbone": {"name": "tiny"}, **options}
+    dataset, json_columns = decode_stage(
+        spec, ray.data.from_arrow(table), train=True, rows=6, cache_mb=cache_mb
+    )
+    assert isinstance(dataset, MaterializedDataset) is cached
+    assert json_columns == ["graph"]
+    assert dataset.count() == 6 and "pixels" in dataset.schema().names
 
 
 def test_progress_line_has_step_epoch_loss_parts_lr_rate_wait_and_eta():

@@ -48,6 +48,7 @@ class TrainConfig:
     val_split: str = "val"  # the split val_every reads (selection on val only, never test)
     shuffle_buffer: int = 512  # rows in the worker's seeded local shuffle; 0 = off
     prefetch_batches: int = 4  # batches the worker's iterator keeps ready ahead of the step
+    cache_decoded_mb: int = 1024  # decode once, keep in Ray's object store if under (MiB); 0 = off
     torch_threads: int = 0  # intra-op threads in the worker; 0 = its CPUs (cpus_per_worker)
     amp: bool = True  # bf16 autocast, only where CUDA is present
     compile: bool = False  # torch.compile the model (worth it on GPU for long runs)
@@ -61,7 +62,13 @@ class TrainConfig:
         for key in ("steps", "batch_size", "accum_steps", "checkpoint_every", "log_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"train.{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("val_every", "shuffle_buffer", "prefetch_batches", "torch_threads"):
+        for key in (
+            "val_every",
+            "shuffle_buffer",
+            "prefetch_batches",
+            "torch_threads",
+            "cache_decoded_mb",
+        ):
             if getattr(self, key) < 0:
                 raise ValueError(f"train.{key} must be >= 0, got {getattr(self, key)}")
 
