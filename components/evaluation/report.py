@@ -100,9 +100,13 @@ def suite_of(benchmark_name: str) -> str:
     return benchmark_name.split("/", 1)[0]
 
 
-def _save_figure(fig: plt.Figure, path: str | Path) -> Path:
-    """Write and close a figure; every plot of a report goes through here at the same dpi."""
-    fig.tight_layout()
+def _save_figure(fig: plt.Figure, path: str | Path, tight: bool = True) -> Path:
+    """Write and close a figure; every plot of a report goes through here at the same dpi.
+
+    ``tight=False``: the caller laid the figure out itself (a fixed grid, where
+    ``tight_layout`` costs most of the figure's time and gains nothing)."""
+    if tight:
+        fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -211,7 +215,13 @@ def plot_failures(
     fig.suptitle(
         f"{result.scorer_name} on {result.benchmark.name}: failures (* or iK: the caption of image K)"
     )
-    return _save_figure(fig, path)
+    # A fixed grid: margins in inches (a 0.75-inch title band) instead of
+    # tight_layout, which took ~0.5 s of a gallery's ~0.6 s and overlapped the title.
+    height = 4.2 * rows
+    fig.subplots_adjust(
+        left=0.01, right=0.99, bottom=0.01, top=1 - 0.75 / height, wspace=0.05, hspace=0.15
+    )
+    return _save_figure(fig, path, tight=False)
 
 
 def write_report(
