@@ -7,8 +7,8 @@ Each case starts its own cluster (tests/ray_nodes.py: token auth, 2 logical CPUs
 - build: ``build_synthetic`` of ``scenes`` scenes with one 2-CPU actor per node (scenes/s);
 - train: CLIP-tiny, batch 8 per worker, one Ray Train worker per node, shards and
   checkpoints on S3; samples/s = workers x batch / Ray's mean seconds_per_step.
-Writes DIR/results.json. On one machine the "nodes" share its cores: the ratio measures
-Ray's placement and overheads here, not what a second machine would add.
+Writes DIR/results.json and prints a table. On one machine the "nodes" share its cores:
+the ratio measures Ray's placement and overheads here, not what a second machine would add.
 """
 
 from __future__ import annotations
@@ -102,8 +102,21 @@ def main(argv: list[str]) -> dict:
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
+    print_table(summary)
     return summary
+
+
+def print_table(summary: dict) -> None:
+    one, two = summary["nodes"][1], summary["nodes"][2]
+    print("| | 1 node | 2 nodes | 2 / 1 |\n|---|---|---|---|")
+    print(
+        f"| build (scenes/s) | {one['build_scenes_per_s']:.1f} | "
+        f"{two['build_scenes_per_s']:.1f} | {summary['build_ratio_2v1']:.2f}x |"
+    )
+    print(
+        f"| training (samples/s) | {one['train_samples_per_s']:.1f} | "
+        f"{two['train_samples_per_s']:.1f} | {summary['train_ratio_2v1']:.2f}x |"
+    )
 
 
 if __name__ == "__main__":

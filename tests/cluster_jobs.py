@@ -4,7 +4,7 @@ Each joins the cluster in RAY_ADDRESS through ``init_ray()`` (token from RAY_AUT
 works only on URIs (s3://...), and prints one JSON line ``RESULT {...}`` at the end.
 
     python tests/cluster_jobs.py train DATA_URI STORAGE_URI RUN_NAME STEPS MLFLOW_URI RUN_ID
-    python tests/cluster_jobs.py tune DATA_URI STORAGE_URI
+    python tests/cluster_jobs.py tune DATA_URI STORAGE_URI [STEPS MLFLOW_URI]
     python tests/cluster_jobs.py build OUT_DIR SCENES ACTORS
 """
 
@@ -25,6 +25,7 @@ from components.training.trainer import ScalingSettings, fit  # noqa: E402
 MODEL = {"name": "clip", "backbone": {"name": "tiny"}}
 COLUMNS = ["image", "caption", "graph"]
 SLOT = "train_slot"  # one per node: Ray Train places one worker on each
+HEAD_SLOT = "head_slot"  # on the head node only: drivers that must outlive a worker node
 
 
 def _dataset(data: str):
@@ -68,33 +69,67 @@ def train(
     }
 
 
-def tune(data: str, storage: str) -> dict:
-    """Two trials (learning rates), each a 2-worker Train run, results on object storage."""
+def _trial_run(mlflow_uri: str, experiment_id: str, trial_id: str) -> str:
+    """The MLflow run of a Tune trial, found by its trial id (a restarted trial reuses it)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_uri)
+    found = client.search_runs([experiment_id], f"tags.trial_id = '{trial_id}'")
+    if found:
+        return found[0].info.run_id
+    return client.create_run(experiment_id, tags={"trial_id": trial_id}).info.run_id
+
+
+def tune(data: str, storage: str, steps: str = "2", mlflow_uri: str = "") -> dict:
+    """Two trials (learning rates), run at once, each a one-worker Train run that holds a
+    whole node's ``train_slot``: one trial trains on each node. The trial drivers stay on
+    the head (``head_slot``); a trial whose worker's node is lost restarts that worker from
+    its last checkpoint on object storage (Train's ``max_failures``, ``resume="auto"``)."""
     import ray.tune
 
     dataset = _dataset(data)
+    experiment_id = ""
+    if mlflow_uri:  # the store is created here, once: two trials migrating one sqlite file race
+        from mlflow.tracking import MlflowClient
+
+        experiment_id = MlflowClient(mlflow_uri).create_experiment("cluster-tune")
 
     def trial(config: dict) -> None:
-        train_config = _train_config(2)
+        trial_id = ray.tune.get_context().get_trial_id()
+        run_id = _trial_run(mlflow_uri, experiment_id, trial_id) if mlflow_uri else ""
+        train_config = _train_config(int(steps))
         train_config.head_lr = config["head_lr"]
-        fit(
+        result = fit(
             MODEL,
             train_config,
             dataset,
-            ScalingSettings(num_workers=1, cpus_per_worker=0.5, worker_resources={SLOT: 0.5}),
+            ScalingSettings(
+                num_workers=1, cpus_per_worker=0.5, max_failures=3, worker_resources={SLOT: 1}
+            ),
             storage_path=storage,
-            run_name=f"train-{ray.tune.get_context().get_trial_id()}",
+            run_name=f"train-{trial_id}",
+            mlflow={"tracking_uri": mlflow_uri, "run_id": run_id} if mlflow_uri else None,
+            resume="auto",
         )
-        ray.tune.report({"done": 1})
+        ray.tune.report(
+            {
+                "step": result.metrics["step"],
+                "start_step": result.metrics.get("start_step", 0),
+                "run_id": run_id,
+            }
+        )
 
     tuner = ray.tune.Tuner(
-        ray.tune.with_resources(trial, {"CPU": 0.1}),
+        ray.tune.with_resources(trial, {"CPU": 0.1, HEAD_SLOT: 0.1}),
         param_space={"head_lr": ray.tune.grid_search([1e-3, 3e-3])},
         tune_config=ray.tune.TuneConfig(max_concurrent_trials=2),
         run_config=ray.tune.RunConfig(name="sweep", storage_path=storage),
     )
     grid = tuner.fit()
-    return {"trials": len(grid), "errors": len(grid.errors)}
+    trials = [
+        {k: r.metrics[k] for k in ("step", "start_step", "run_id")} for r in grid if not r.error
+    ]
+    return {"trials": len(grid), "errors": len(grid.errors), "results": trials}
 
 
 def build(out: str, scenes: str, actors: str) -> dict:

@@ -1,6 +1,6 @@
 """Several Ray nodes on one machine: each a `ray start --block` with its own temp dir and
 free ports, token auth on, one ``train_slot`` per node (so Ray Train places one worker on
-each). Used by tests/test_cluster.py and benchmarks/cluster.py; stop() removes it all.
+each) and a ``head_slot`` on the head (for drivers that must outlive a worker node). Used by tests/test_cluster.py and benchmarks/cluster.py; stop() removes it all.
 """
 
 from __future__ import annotations
@@ -49,10 +49,13 @@ class LocalCluster:
         self.address = f"127.0.0.1:{port}"
         self._start(
             ["--head", f"--port={port}", "--include-dashboard=false"]
-            + [f"--ray-client-server-port={free_port()}"]
+            + [f"--ray-client-server-port={free_port()}"],
+            {"head_slot": 1},
         )
 
-    def _start(self, args: list[str]) -> subprocess.Popen:
+    def _start(
+        self, args: list[str], resources: dict[str, float] | None = None
+    ) -> subprocess.Popen:
         # Every port is free-picked (the shared test cluster holds the defaults) and the
         # temp dir is short (Ray's socket paths must stay under ~107 characters).
         low = free_port()
@@ -60,7 +63,7 @@ class LocalCluster:
         self.temp_dirs.append(temp)
         node = subprocess.Popen(
             [str(BIN / "ray"), "start", "--block", f"--num-cpus={self.num_cpus}", *args]
-            + ['--resources={"train_slot": 1}']
+            + [f"--resources={json.dumps({'train_slot': 1, **(resources or {})})}"]
             + [f"{p}={free_port()}" for p in NODE_PORTS]
             + [f"--min-worker-port={low}", f"--max-worker-port={low + 60}"]
             + [f"--temp-dir={temp}"],

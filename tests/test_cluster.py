@@ -85,14 +85,50 @@ def test_training_on_two_nodes_survives_a_lost_node(two_nodes, s3_server, shards
     assert sorted(m.step for m in history) == [2, 4, 6]  # each step once
 
 
-def test_tune_sweep_runs_across_nodes_on_object_storage(two_nodes, s3_server, shards_in_s3):
+def test_tune_trials_across_nodes_survive_a_lost_node(two_nodes, s3_server, shards_in_s3, tmp_path):
+    """Two trials train at once, one on each node; the worker node dies once both have a
+    checkpoint registered in S3 and neither has finished; a new node joins. Both trials
+    finish every step, the one that lost its worker resumes from S3, and each trial logs
+    every step to MLflow exactly once."""
+    from mlflow.tracking import MlflowClient
+
     bucket = s3_server.bucket("sweep")
-    result = two_nodes.run("tune", shards_in_s3, f"s3://{bucket}/tune")
-    assert result == {"trials": 2, "errors": 0}
+    mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    steps = 12
+    last = f"step-{steps:07d}".encode()
+    driver = two_nodes.driver("tune", shards_in_s3, f"s3://{bucket}/tune", str(steps), mlflow_uri)
+    try:
+        deadline = time.monotonic() + 600
+        while True:  # both trials' controllers registered a checkpoint, neither the last
+            snapshots = [
+                s3_server.read(bucket, k) for k in s3_server.keys(bucket, "tune/")
+                if k.endswith("/checkpoint_manager_snapshot.json")
+            ]  # fmt: skip
+            if len(snapshots) == 2 and all(b"step-" in s and last not in s for s in snapshots):
+                break
+            assert driver.poll() is None, driver.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "the trials registered no checkpoint in S3"
+            time.sleep(0.5)
+        worker = two_nodes.nodes[-1]
+        os.kill(raylet_pid(worker), signal.SIGKILL)
+        worker.wait(timeout=60)
+        two_nodes.add_node()
+        output, _ = driver.communicate(timeout=600)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    result = parse_result(driver.returncode, output)
+    assert result["trials"] == 2 and result["errors"] == 0, result
+    assert [r["step"] for r in result["results"]] == [steps, steps]
+    assert any(r["start_step"] > 0 for r in result["results"]), result  # one resumed
     keys = s3_server.keys(bucket, "tune/")
-    trials = {k.split("/")[1] for k in keys if k.endswith("/step-0000002/model.safetensors")}
+    trials = {k.split("/")[1] for k in keys if k.endswith(f"/{last.decode()}/model.safetensors")}
     assert len(trials) == 2, keys  # each trial's Train run checkpointed to the bucket
     assert any(k.startswith("tune/sweep/") for k in keys)  # the experiment state itself
+    client = MlflowClient(mlflow_uri)
+    for trial in result["results"]:
+        logged = sorted(m.step for m in client.get_metric_history(trial["run_id"], "loss"))
+        assert logged == list(range(2, steps + 1, 2))  # each step once, the resumed included
 
 
 def test_build_on_two_nodes_resumes_without_duplicates(two_nodes, tmp_path):

@@ -202,7 +202,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     wrapped = ray.train.torch.prepare_model(torch.compile(module) if config.compile else module)
 
     name = loop_config["model"]["name"]
-    logger = _MlflowLogger(loop_config.get("mlflow"), rank)
+    logger = _MlflowLogger(loop_config.get("mlflow"), rank, resumed=start_step > 0)
     progress = Progress(
         name, config.steps, start_step, rank, loop_config.get("progress_bar", False)
     )
@@ -301,18 +301,25 @@ def _report(metrics, model, optimizer, scheduler, step, rank, with_checkpoint) -
 class _MlflowLogger:
     """Rank-0 metric logging into the run the driver opened (no global active run)."""
 
-    def __init__(self, mlflow_config: dict[str, str] | None, rank: int):
+    def __init__(self, mlflow_config: dict[str, str] | None, rank: int, resumed: bool = False):
         self.client = None
+        self.logged_through = 0
         if mlflow_config and rank == 0:
             from mlflow.tracking import MlflowClient
 
             self.client = MlflowClient(tracking_uri=mlflow_config["tracking_uri"])
             self.run_id = mlflow_config["run_id"]
             self.prefix = mlflow_config.get("prefix", "")
+            if resumed:
+                # A process that died after logging a step but before Ray registered that
+                # step's checkpoint logged it already; after the resume it is trained again
+                # and must not appear twice (MLflow keeps the first value).
+                history = self.client.get_metric_history(self.run_id, f"{self.prefix}loss")
+                self.logged_through = max((m.step for m in history), default=0)
 
     def log(self, metrics: dict[str, float], step: int) -> None:
-        """Every metric but the step itself, on the training-step axis."""
-        if self.client is None:
+        """Every metric but the step itself, on the training-step axis; each step once."""
+        if self.client is None or step <= self.logged_through:
             return
         from mlflow.entities import Metric
 
