@@ -18,7 +18,6 @@ import components.help_gate  # noqa: F401  (answers --help before torch and Ray 
 # isort: split
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from ray_nodes import LocalCluster  # noqa: E402
-from s3_server import MOTO_SERVER, free_port, s3_env, wait_for_port  # noqa: E402
+from s3_server import running_s3_server  # noqa: E402
 
 BATCH = 8
 
@@ -70,25 +69,11 @@ def main(argv: list[str]) -> dict:
     options = dict(arg.split("=", 1) for arg in argv)
     out = Path(options["out"])
     scenes, steps = int(options.get("scenes", 200)), int(options.get("steps", 12))
-    port = free_port()
-    server = subprocess.Popen(
-        [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for_port(port, server, "moto_server")
-        os.environ.update(s3_env(f"http://127.0.0.1:{port}"))
-        import boto3
-
-        boto3.client("s3").create_bucket(Bucket="bench")
-        data = _upload_shards("bench")
+    with running_s3_server() as server:
+        bucket = server.bucket("bench")
+        data = _upload_shards(bucket)
         started, load = time.time(), os.getloadavg()[0]
-        results = {n: measure(n, data, "bench", scenes, steps) for n in (1, 2)}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        results = {n: measure(n, data, bucket, scenes, steps) for n in (1, 2)}
     summary = {
         "nodes": results,
         "build_ratio_2v1": results[2]["build_scenes_per_s"] / results[1]["build_scenes_per_s"],

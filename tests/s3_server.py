@@ -8,6 +8,7 @@ its own bucket so tests never see each other's objects.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -93,10 +94,10 @@ def s3_env(endpoint: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
+@contextlib.contextmanager
+def running_s3_server() -> Iterator[S3Server]:
     """A moto S3 server on a free port, its variables exported to this process (and so to
-    every subprocess and Ray worker started after it); stopped at the end of the session."""
+    every subprocess and Ray worker started after it) until the block ends."""
     port = free_port()
     process = subprocess.Popen(
         [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
@@ -119,3 +120,10 @@ def s3_server() -> Iterator[S3Server]:
                 os.environ[key] = value
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One S3 server for the test session (``running_s3_server``)."""
+    with running_s3_server() as server:
+        yield server
