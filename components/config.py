@@ -45,12 +45,22 @@ def check(ok: bool, key: str, value: Any, allowed: str) -> None:
 
 
 def check_path(key: str, value: str, kind: str = "dir") -> None:
-    """A local ``kind`` ("dir" or "file") that must exist; URIs are checked by their reader."""
-    if "://" in value:
+    """A ``kind`` ("dir" or "file") that must exist: a local path, or a URI looked up on its
+    filesystem (``s3://bucket/shards``), so a typo is one line before Ray starts."""
+    from components.data.storage import exists, is_uri
+
+    noun = "folder" if kind == "dir" else "file"
+    if is_uri(value):
+        try:
+            found = exists(value)
+        except (OSError, ValueError) as err:  # no such bucket, no credentials, unreachable
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InvalidValue(key, value, f"an existing {noun} ({reason})") from None
+        check(found, key, value, f"an existing {noun}")
         return
     path = Path(value)
-    exists = path.is_dir() if kind == "dir" else path.is_file()
-    check(exists, key, value, f"an existing {'folder' if kind == 'dir' else 'file'}")
+    found = path.is_dir() if kind == "dir" else path.is_file()
+    check(found, key, value, f"an existing {noun}")
 
 
 def validate_tree(config: Any, prefix: str = "") -> None:

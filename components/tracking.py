@@ -186,6 +186,8 @@ def log_model_eval(
         accuracy = float(result.summary()["accuracy"])
         client.log_metric(run_id, f"{split}.{suite}", accuracy)
         name = f"{split}__{suite.replace('/', '_')}.png"
+        if not gallery_limit:  # selection-time evaluations: metrics only
+            continue
         gallery = plot_failures(result, folder / "failures" / name, limit=gallery_limit)
         if gallery is not None:
             client.log_artifact(run_id, str(gallery), "failures")
@@ -218,36 +220,38 @@ def _nan_to_null(tree: Any) -> Any:
     return tree
 
 
-def write_outputs(out: str | Path, config: Any, results: dict[str, Any], report: str) -> Path:
-    """Write the pipeline convention files to out/ and attach them to the active MLflow run."""
+def write_outputs(out: str | Path, config: Any, results: dict[str, Any], report: str) -> str | Path:
+    """Write the pipeline convention files to out/ (a folder or a URI such as
+    ``s3://bucket/run``) and attach them to the active MLflow run."""
     from components.config import save_config
+    from components.data.storage import is_uri, staged_dir
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.yaml")
-    (out / "results.json").write_text(
-        json.dumps(_nan_to_null(results), indent=2, sort_keys=True, allow_nan=False)
-    )
-    (out / "report.md").write_text(report)
-    import mlflow
+    with staged_dir(out) as local:  # a URI: written here, uploaded when the block ends
+        local.mkdir(parents=True, exist_ok=True)
+        save_config(config, local / "config.yaml")
+        (local / "results.json").write_text(
+            json.dumps(_nan_to_null(results), indent=2, sort_keys=True, allow_nan=False)
+        )
+        (local / "report.md").write_text(report)
+        import mlflow
 
-    from components.report_html import write_report_html
+        from components.report_html import write_report_html
 
-    active = mlflow.active_run()
-    write_report_html(
-        out,
-        report,
-        tracking_uri(),
-        active.info.experiment_id if active else None,
-        active.info.run_id if active else None,
-    )
-    if active is not None:  # every pipeline run keeps its headline files
-        for name in OUTPUT_FILES:
-            mlflow.log_artifact(str(out / name))
+        active = mlflow.active_run()
+        write_report_html(
+            local,
+            report,
+            tracking_uri(),
+            active.info.experiment_id if active else None,
+            active.info.run_id if active else None,
+        )
+        if active is not None:  # every pipeline run keeps its headline files
+            for name in OUTPUT_FILES:
+                mlflow.log_artifact(str(local / name))
     from components.jobs import announce_outputs
 
     announce_outputs(out)
-    return out
+    return out if is_uri(str(out)) else local
 
 
 def log_outputs(out: str | Path) -> None:

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from components.config import ConfigError, check, check_path, cli, run_pipeline, to_dict
+from components.data.storage import basename, child, exists, is_dir, parent, read_bytes, staged_dir
 from components.evaluation import (
     Benchmark,
     EvalResult,
@@ -82,7 +83,7 @@ class SmokeData:
 
 @dataclass
 class EvaluateConfig:
-    models: list[str] = field(default_factory=list)  # checkpoint directories
+    models: list[str] = field(default_factory=list)  # checkpoint folders or URIs
     suites: list[str] = field(default_factory=list)  # "synthetic:<split dir>" or public names
     root: str = ""  # directory holding the public benchmarks' files
     roots: dict[str, str] = field(default_factory=dict)  # per family, e.g. {sugarcrepe: DIR}
@@ -104,7 +105,7 @@ class EvaluateConfig:
     smoke_random_model: bool = False  # models empty: save a random-init tiny CLIP into out/
     smoke_data: SmokeData = field(default_factory=SmokeData)
     zeroshot: ZeroShotConfig = field(default_factory=ZeroShotConfig)  # ImageFolder top-1
-    out: str = "outputs/evaluate"  # output folder: results, report.md/html, galleries
+    out: str = "outputs/evaluate"  # output folder or URI: results, report.md/html, galleries
     experiment: str = "evaluate"  # MLflow experiment name
 
     def validate(self) -> None:
@@ -124,12 +125,15 @@ class Suite:
     world: str | None = None  # from the split's card.json; None for public suites
 
 
-def model_labels(checkpoints: list[Path]) -> list[str]:
+def model_labels(checkpoints: list[str | Path]) -> list[str]:
     """Each checkpoint's model name; names shared by several get their parent dir's name."""
     names = [read_checkpoint_config(c)["name"] for c in checkpoints]
+    parents = [
+        c.resolve().parent.name if isinstance(c, Path) else basename(parent(c)) for c in checkpoints
+    ]
     labels = [
-        name if names.count(name) == 1 else f"{name}-{c.resolve().parent.name}"
-        for name, c in zip(names, checkpoints, strict=True)
+        name if names.count(name) == 1 else f"{name}-{folder}"
+        for name, folder in zip(names, parents, strict=True)
     ]
     seen: dict[str, int] = {}
     unique = []
@@ -144,12 +148,12 @@ def load_suites(config: EvaluateConfig) -> tuple[list[Suite], list[str]]:
     suites: list[Suite] = []
     for spec in config.suites:
         if spec.startswith(SYNTHETIC):
-            split_dir = Path(spec[len(SYNTHETIC) :])
-            if not split_dir.is_dir():
+            split_dir = child(spec[len(SYNTHETIC) :])  # a local folder or a URI
+            if not is_dir(str(split_dir)):
                 raise ConfigError(f"suite {spec!r}: {split_dir} is not a directory of shards")
-            card = split_dir.parent / "card.json"
+            card = child(parent(str(split_dir)), "card.json")
             # own data (build_shards) has a card without a world
-            world = json.loads(card.read_text()).get("world") if card.is_file() else None
+            world = json.loads(read_bytes(str(card))).get("world") if exists(str(card)) else None
             found = synthetic_suites(split_dir, config.synthetic_suites, config.limit or None)
             suites += [Suite(bench, True, world) for bench in found.values()]
             continue
@@ -196,7 +200,7 @@ class RunNote:
 
 
 def evaluate_model(
-    config: EvaluateConfig, checkpoint: Path, label: str, suites: list[Suite]
+    config: EvaluateConfig, checkpoint: str | Path, label: str, suites: list[Suite]
 ) -> tuple[list[EvalResult], list[RunNote]]:
     """Every suite for one checkpoint: in-process, or on Ray actors above the threshold."""
     import ray
@@ -250,9 +254,10 @@ def evaluate_model(
     return results, notes
 
 
-def build_smoke_inputs(config: EvaluateConfig) -> EvaluateConfig:
-    """Fill empty ``models``/``suites`` with a random-init CLIP and a tiny split under out/."""
-    out = Path(config.out) / "smoke"
+def build_smoke_inputs(config: EvaluateConfig, out_dir: Path) -> EvaluateConfig:
+    """Fill empty ``models``/``suites`` with a random-init CLIP and a tiny split under
+    ``out_dir`` (out/, or its local staging folder when out= is a URI)."""
+    out = out_dir / "smoke"
     models, suites = list(config.models), list(config.suites)
     if not models and config.smoke_random_model:
         from components.models.checkpoint import save_checkpoint
@@ -279,7 +284,7 @@ def build_smoke_inputs(config: EvaluateConfig) -> EvaluateConfig:
 
 def report(
     config: EvaluateConfig,
-    labels: dict[str, Path],
+    labels: dict[str, str | Path],
     results: list[EvalResult],
     notes: list[RunNote],
     empty: list[str],
@@ -344,7 +349,12 @@ def main(argv: list[str]) -> dict[str, dict[str, float]]:
 
 
 def run(config: EvaluateConfig) -> dict[str, dict[str, float]]:
-    config = build_smoke_inputs(config)
+    with staged_dir(config.out) as out:  # out= a URI: files land here, uploaded at the end
+        return evaluate_all(build_smoke_inputs(config, out), out)
+
+
+def evaluate_all(config: EvaluateConfig, out: Path) -> dict[str, dict[str, float]]:
+    """Every model on every suite; tables, plots and galleries into the local ``out``."""
     if not config.models:
         raise ConfigError("models is empty: give checkpoint directories, models=[DIR,...]")
     if not config.suites:
@@ -353,9 +363,8 @@ def run(config: EvaluateConfig) -> dict[str, dict[str, float]]:
         raise ConfigError(
             f"batch_size and ray_actors must be >= 1, got {config.batch_size}, {config.ray_actors}"
         )
-    checkpoints = [Path(m) for m in config.models]
+    checkpoints = [child(m) for m in config.models]  # Paths, or URI strings
     labels = dict(zip(model_labels(checkpoints), checkpoints, strict=True))
-    out = Path(config.out)
     with pipeline_run(config.experiment, f"evaluate-{'+'.join(labels)}", to_dict(config)):
         suites, empty = load_suites(config)
         if not suites:
@@ -373,7 +382,7 @@ def run(config: EvaluateConfig) -> dict[str, dict[str, float]]:
             for label, top in checkpoints_zero_shot(labels, config.zeroshot).items():
                 headline.setdefault(label, {})["zeroshot_top1"] = top["top1"]
                 text += f"\nZero-shot on {config.zeroshot.root}, {label}: {top}\n"
-        write_outputs(out, config, headline, text)
+        write_outputs(config.out, config, headline, text)
         log_to_mlflow(out, results, notes)
     print(text)
     return headline

@@ -32,6 +32,7 @@ except ModuleNotFoundError:  # run as a script: the repository root is not on sy
     from pipelines.train_occlip import SyntheticData, prepare_data, table_columns
 
 from components.config import check, check_path, cli, run_pipeline, to_dict
+from components.data.storage import basename, child, exists, is_dir, join, parent, staged_dir
 from components.evaluation.seeds import mean_sd_table, model_means, train_select_test
 from components.evaluation.splits import SplitAccess
 from components.outputs import run_lock
@@ -79,15 +80,15 @@ class DcsmOptions:
 
 @dataclass
 class TrainDcsmConfig:
-    backbone_checkpoint: str = "outputs/train_occlip_dense/clip/checkpoint"  # any bindkit one
+    backbone_checkpoint: str = "outputs/train_occlip_dense/clip/checkpoint"  # bindkit ckpt or URI
     fallback: bool = True  # checkpoint missing: use a random-init ``backbone`` (and say so)
     backbone: str = "tiny"  # small config or open_clip name, when no checkpoint is used
     pretrained: str = ""  # open_clip tag or local weights for ``backbone``
     image_size: int = 0  # 0 = the backbone's own
-    data: str = ""  # shard directory with train/ and eval_split/; empty = synthetic
+    data: str = ""  # shard folder or URI with train/ and eval_split/; empty = synthetic
     # world built when data is empty
     synthetic: SyntheticData = field(default_factory=SyntheticData)
-    features_root: str = ""  # where feature caches live; empty = <data>/features
+    features_root: str = ""  # folder or URI of feature caches; empty = <data>/features
     feature_actors: int = 1  # actors computing the dense feature cache
     feature_batch_size: int = 64  # rows per feature-cache batch
     dcsm: DcsmOptions = field(default_factory=DcsmOptions)
@@ -105,7 +106,7 @@ class TrainDcsmConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one scorer run per seed
     select_split: str = "val_heldout"  # per-seed validation ("" = none); eval_split read once
     train_split: str = "train"  # split the scorer trains on (build_shards: train/val/test)
-    out: str = "outputs/train_dcsm"  # output folder: checkpoint, results, report
+    out: str = "outputs/train_dcsm"  # output folder or URI: checkpoint, results, report
     experiment: str = "train_dcsm"  # MLflow experiment name
 
     def validate(self) -> None:
@@ -124,8 +125,8 @@ def resolve_backbone(config: TrainDcsmConfig) -> tuple[dict[str, Any], str]:
     from components.models.clip import CLIP
 
     if config.backbone_checkpoint:
-        path = Path(config.backbone_checkpoint)
-        if (path / "config.json").is_file():
+        path = child(config.backbone_checkpoint)  # a local folder or a URI
+        if exists(str(child(path, "config.json"))):
             return {"checkpoint": str(path)}, f"backbone of checkpoint {path}"
         if not config.fallback:
             raise FileNotFoundError(
@@ -142,11 +143,14 @@ def resolve_backbone(config: TrainDcsmConfig) -> tuple[dict[str, Any], str]:
     overrides = {"image_size": config.image_size} if config.image_size else {}
     if config.pretrained:
         return build_backbone(config.backbone, config.pretrained, **overrides).config, note
-    # Random weights are only reproducible through a file: save them once, reuse after.
-    saved = Path(config.out) / "backbone" / f"{config.backbone}-{config.image_size}-s{config.seed}"
-    if not (saved / "config.json").is_file():
+    # Random weights are only reproducible through a file: save them once, reuse after. Under
+    # out= (a URI when out= is one), so every Ray worker can load the same weights.
+    name = f"{config.backbone}-{config.image_size}-s{config.seed}"
+    saved = child(config.out, "backbone", name)
+    if not exists(str(child(saved, "config.json"))):
         torch.manual_seed(config.seed)
-        save_checkpoint(CLIP(build_backbone(config.backbone, **overrides)), saved)
+        with staged_dir(saved) as local:
+            save_checkpoint(CLIP(build_backbone(config.backbone, **overrides)), local)
     return {"checkpoint": str(saved)}, note
 
 
@@ -159,28 +163,33 @@ def backbone_config(spec: dict[str, Any]) -> dict[str, Any]:
     return dict(spec)
 
 
-def cache_dir(config: TrainDcsmConfig, data: Path, spec: dict[str, Any]) -> Path:
+def cache_dir(config: TrainDcsmConfig, data: str | Path, spec: dict[str, Any]) -> str | Path:
+    """The feature cache folder of this backbone and context length (a URI under a URI)."""
     from components.models.features import backbone_fingerprint
 
-    root = Path(config.features_root) if config.features_root else data / "features"
+    root = child(config.features_root) if config.features_root else child(data, "features")
     name = backbone_config(spec)["name"].replace("/", "_")
-    return root / f"{name}-{backbone_fingerprint(spec)}-L{config.dcsm.context_length}"
+    return child(root, f"{name}-{backbone_fingerprint(spec)}-L{config.dcsm.context_length}")
 
 
 def train(
     config: TrainDcsmConfig,
     spec: dict[str, Any],
-    features: Path,
+    features: str | Path,
     parent_run_id: str,
+    out: Path,
     seed: int = 0,
 ) -> Path:
-    """Fit the scorer for one seed with the shared Ray Train loop; its checkpoint dir."""
+    """Fit the scorer for one seed with the shared Ray Train loop; its checkpoint dir (under
+    the local ``out``; Ray's own run folder is ``config.out``/ray, URI or not)."""
     import mlflow
     import ray.data
 
+    from components.data.storage import ray_paths
     from components.models.features import feature_files
 
-    dataset = ray.data.read_parquet(feature_files(features))
+    paths, filesystem = ray_paths(feature_files(features))
+    dataset = ray.data.read_parquet(paths, filesystem=filesystem)
     model_spec = {
         "name": "dcsm",
         "backbone": backbone_config(spec),
@@ -196,11 +205,11 @@ def train(
             train_config,
             dataset,
             config.scaling,
-            storage_path=Path(config.out) / "ray",
+            storage_path=join(config.out, "ray"),
             run_name=run_name,
             mlflow={"tracking_uri": tracking_uri(), "run_id": run.info.run_id},
         )
-    target = Path(config.out) / "dcsm" / f"seed{seed}" / "trained"
+    target = out / "dcsm" / f"seed{seed}" / "trained"
     shutil.rmtree(target, ignore_errors=True)
     with result.checkpoint.as_directory() as directory:
         shutil.copytree(directory, target)
@@ -209,7 +218,7 @@ def train(
 
 
 def evaluate_models(
-    config: TrainDcsmConfig, models: dict[str, Any], split_dir: Path, final: bool = False
+    config: TrainDcsmConfig, models: dict[str, Any], split_dir: str | Path, final: bool = False
 ) -> dict[str, dict[str, float]]:
     """Accuracy of the positive over its hard negative, per suite and model, on one split
     (and, in the final evaluation only, on the public suites)."""
@@ -230,7 +239,8 @@ def evaluate_models(
             for suite, bench in suites.items()
             if bench.items
         }
-        log_model_eval(model, split_dir.name, evaluations)  # metrics + gallery on its run
+        # metrics on its run; failure galleries of the final (test) evaluation only
+        log_model_eval(model, basename(split_dir), evaluations, gallery_limit=12 if final else 0)
         results[name] = {s: r.summary()["accuracy"] for s, r in evaluations.items()}
     return results
 
@@ -272,11 +282,15 @@ def run(config: TrainDcsmConfig) -> dict[str, Any]:
     from components.models.features import cache_features, load_backbone
 
     init_ray()
-    with pipeline_run(config.experiment, "train_dcsm", to_dict(config)) as run:
+    with (
+        pipeline_run(config.experiment, "train_dcsm", to_dict(config)) as run,
+        staged_dir(config.out) as out,  # out= a URI: files land here, uploaded at the end
+    ):
         data = prepare_data(config)
-        if config.select_split and not (data / config.select_split).is_dir():
+        select_dir = child(data, config.select_split)
+        if config.select_split and not is_dir(str(select_dir)):
             raise FileNotFoundError(
-                f"select_split={config.select_split}: no {data / config.select_split}; "
+                f"select_split={config.select_split}: no {select_dir}; "
                 "rebuild the data (worlds now write val_heldout) or set select_split=val"
             )
         access = SplitAccess(data)
@@ -284,7 +298,7 @@ def run(config: TrainDcsmConfig) -> dict[str, Any]:
         print(f"backbone: {backbone_note}", flush=True)
         features = cache_dir(config, data, spec)
         # caches are shared by runs with other out= folders; a rebuild replaces the folder
-        with run_lock(features.parent):
+        with run_lock(parent(str(features))):
             card = cache_features(
                 access.path(config.train_split, "train"),
                 features,
@@ -303,30 +317,30 @@ def run(config: TrainDcsmConfig) -> dict[str, Any]:
         started = time.perf_counter()
         backbone = load_backbone(spec)
         cosine_model = CLIP(backbone).eval()
-        cosine_results: dict[Path, dict[str, float]] = {}  # frozen: the same for every seed
+        cosine_results: dict[str, dict[str, float]] = {}  # frozen: the same for every seed
 
         def train_seed(seed: int) -> Any:
-            trained = train(config, spec, features, run.info.run_id, seed)
+            trained = train(config, spec, features, run.info.run_id, out, seed)
             model = DCSM(backbone, **config.dcsm.model_options())
             model.load_head_state(load_file(str(trained / "model.safetensors")))
             remember_model_run(model, *model_run(trained))  # its evaluation goes to its run
             name = "checkpoint" if seed == config.seeds[0] else f"seed{seed}/checkpoint"
             save_checkpoint(
                 model,
-                Path(config.out) / "dcsm" / name,
+                out / "dcsm" / name,
                 extra={"backbone": backbone_note, "features": str(features), "seed": seed},
             )
             return model.eval()
 
-        def evaluate_seed(model: Any, split_dir: Path) -> dict[str, dict[str, float]]:
-            if split_dir not in cosine_results:
+        def evaluate_seed(model: Any, split_dir: str | Path) -> dict[str, dict[str, float]]:
+            if str(split_dir) not in cosine_results:
                 cosine = evaluate_models(
                     config, {"cosine": cosine_model}, split_dir, access.in_final
                 )
-                cosine_results[split_dir] = cosine["cosine"]
+                cosine_results[str(split_dir)] = cosine["cosine"]
             return {
                 **evaluate_models(config, {"dcsm": model}, split_dir, access.in_final),
-                "cosine": cosine_results[split_dir],
+                "cosine": cosine_results[str(split_dir)],
             }
 
         results = train_select_test(
@@ -342,7 +356,7 @@ def run(config: TrainDcsmConfig) -> dict[str, Any]:
         }
         log_results(model_means(results))
         log_results(model_means(results["val"]), prefix="val.")
-        access.write(config.out)
+        access.write(out)
         text = report(results, config, facts)
         write_outputs(config.out, config, results, text)
     print(text)

@@ -27,6 +27,18 @@ import pyarrow.parquet as pq
 from components.config import check, check_path, cli, run_pipeline, to_dict
 from components.data.build import build_synthetic, check_synthetic_options, split_sizes
 from components.data.shards import shard_files, validate_schema
+from components.data.storage import (
+    basename,
+    child,
+    exists,
+    filesystem_and_path,
+    is_dir,
+    join,
+    parent,
+    ray_paths,
+    read_bytes,
+    staged_dir,
+)
 from components.data.synthetic import SyntheticSpec
 from components.evaluation.loaders.suites import is_public_suite, public_benchmarks
 from components.evaluation.seeds import mean_sd_table, model_means, train_select_test
@@ -80,7 +92,7 @@ class TrainOcclipConfig:
     # name, pretrained (tag | local file: alone it loads), force_quick_gelu, lock_* (backbone.py)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     zeroshot: ZeroShotConfig = field(default_factory=ZeroShotConfig)  # top-1 before/after
-    data: str = ""  # a shard directory with train/ and test_heldout/; empty = synthetic
+    data: str = ""  # shard folder or URI with train/ and test_heldout/; empty = synthetic
     synthetic: SyntheticData = field(default_factory=SyntheticData)
     parser: str = "template"  # how OC-CLIP parses evaluation captions
     train_parser: str = ""  # "" = the shards' graphs; a parser name re-parses training captions
@@ -99,7 +111,7 @@ class TrainOcclipConfig:
     )
     eval_limit: int = 0  # items per suite, 0 = all
     resume: str = ""  # "": fresh; "auto": continue out/ray/<model>; else a checkpoint dir
-    out: str = "outputs/train_occlip"  # output folder: checkpoints, results, report
+    out: str = "outputs/train_occlip"  # output folder or URI: checkpoints, results, report
     experiment: str = "train_occlip"  # MLflow experiment name
 
     def validate(self) -> None:
@@ -110,10 +122,11 @@ class TrainOcclipConfig:
             check_path("data", self.data, "dir")
 
 
-def prepare_data(config: TrainOcclipConfig) -> Path:
-    """The shard directory to train on, building the synthetic world when needed."""
+def prepare_data(config: TrainOcclipConfig) -> str | Path:
+    """The shard directory to train on (a Path, or a URI string), building the synthetic
+    world when needed."""
     if config.data:
-        return Path(config.data)
+        return child(config.data)
     s = config.synthetic
     path = Path(s.root) / f"{s.world}-n{s.num_scenes}-c{s.coverage}-s{s.seed}-{s.image_size}px"
     spec = SyntheticSpec(s.world, s.seed, s.coverage, s.image_size)
@@ -131,15 +144,19 @@ def model_spec(config: TrainOcclipConfig, name: str) -> dict[str, Any]:
     return {"name": name, "backbone": config.backbone.spec(), **options}
 
 
-def checkpoint_dir(config: TrainOcclipConfig, name: str, seed: int) -> Path:
-    """out/<name>/checkpoint for the first seed (what other pipelines read), else seed<s>/."""
+def checkpoint_dir(out: Path, config: TrainOcclipConfig, name: str, seed: int) -> Path:
+    """out/<name>/checkpoint for the first seed (what other pipelines read), else seed<s>/.
+
+    ``out`` is the local folder outputs are written to (``config.out``, or its staging
+    folder when ``config.out`` is a URI)."""
     if seed == config.seeds[0]:
-        return Path(config.out) / name / "checkpoint"
-    return Path(config.out) / name / f"seed{seed}" / "checkpoint"
+        return out / name / "checkpoint"
+    return out / name / f"seed{seed}" / "checkpoint"
 
 
-def train_one(config, name, train_dir: Path, parent_run_id, seed: int) -> Path:
-    """Fit one model for one seed with Ray Train; returns its final checkpoint directory."""
+def train_one(config, name, train_dir: str | Path, parent_run_id, seed: int, out: Path) -> Path:
+    """Fit one model for one seed with Ray Train; returns its final checkpoint directory
+    (under the local ``out``; Ray's own run folder is ``config.out``/ray, URI or not)."""
     import mlflow
     import ray.data
 
@@ -148,8 +165,10 @@ def train_one(config, name, train_dir: Path, parent_run_id, seed: int) -> Path:
 
     columns = TRAIN_COLUMNS + EXTRA_COLUMNS.get(name, [])
     files = shard_files(train_dir)
-    validate_schema(pq.read_schema(files[0]), str(files[0]), columns)
-    dataset = ray.data.read_parquet([str(f) for f in files], columns=columns)
+    filesystem, first = filesystem_and_path(files[0])
+    validate_schema(pq.read_schema(first, filesystem=filesystem), str(files[0]), columns)
+    paths, read_filesystem = ray_paths(files)
+    dataset = ray.data.read_parquet(paths, columns=columns, filesystem=read_filesystem)
     if config.train_parser and name == "occlip":  # the paper trains on its parser's graphs
         # materialised: the row count check, the schema and training would each re-parse
         dataset = parse_dataset(dataset, ParseStageConfig(parser=config.train_parser)).materialize()
@@ -158,8 +177,10 @@ def train_one(config, name, train_dir: Path, parent_run_id, seed: int) -> Path:
     train = replace(config.train, seed=seed)
     val_dataset = None
     if train.val_every:  # checkpoint selection reads the val split only
-        val_files = [str(f) for f in shard_files(train_dir.parent / train.val_split)]
-        val_dataset = ray.data.read_parquet(val_files, columns=columns)
+        val_paths, val_filesystem = ray_paths(
+            shard_files(child(parent(str(train_dir)), train.val_split))
+        )
+        val_dataset = ray.data.read_parquet(val_paths, columns=columns, filesystem=val_filesystem)
         if "negatives" in columns:
             val_dataset = val_dataset.map_batches(negative_texts, batch_format="pyarrow")
     run_name = f"{name}-seed{seed}"
@@ -170,14 +191,17 @@ def train_one(config, name, train_dir: Path, parent_run_id, seed: int) -> Path:
             train,
             dataset,
             config.scaling,
-            storage_path=Path(config.out) / "ray",
+            storage_path=join(config.out, "ray"),
             run_name=run_name,
             mlflow={"tracking_uri": tracking_uri(), "run_id": run.info.run_id},
             resume=config.resume or None,
             val_dataset=val_dataset,
-            train_rows=sum(pq.ParquetFile(f).metadata.num_rows for f in files),
+            train_rows=sum(
+                pq.read_metadata(filesystem_and_path(f)[1], filesystem=filesystem).num_rows
+                for f in files
+            ),
         )
-    target = checkpoint_dir(config, name, seed)
+    target = checkpoint_dir(out, config, name, seed)
     shutil.rmtree(target, ignore_errors=True)
     with best_checkpoint(result).as_directory() as directory:
         shutil.copytree(directory, target)
@@ -186,7 +210,7 @@ def train_one(config, name, train_dir: Path, parent_run_id, seed: int) -> Path:
 
 
 def evaluate_checkpoint(
-    config, checkpoint: Path, data: Path, split_dir: Path, final: bool = False
+    config, checkpoint: Path, data: str | Path, split_dir: str | Path, final: bool = False
 ) -> dict[str, float]:
     """Accuracy of the positive over its negative, per suite, on one split directory (and,
     in the final evaluation only, on the public suites: they are test data)."""
@@ -197,7 +221,8 @@ def evaluate_checkpoint(
 
     model = load_checkpoint(checkpoint).eval()
     if hasattr(model, "parser"):
-        card = json.loads((data / "card.json").read_text()) if (data / "card.json").exists() else {}
+        card_path = str(child(data, "card.json"))
+        card = json.loads(read_bytes(card_path)) if exists(card_path) else {}
         world = card.get("world")  # own data (build_shards) has no world
         options = {"world": world} if config.parser == "template" and world else {}
         model.parser = get_parser(config.parser, **options)
@@ -211,7 +236,8 @@ def evaluate_checkpoint(
         for name, bench in suites.items()
         if bench.items
     }
-    log_model_eval(checkpoint, split_dir.name, evaluations)  # metrics + gallery per model
+    # metrics per model; failure galleries of the final (test) evaluation only
+    log_model_eval(checkpoint, basename(split_dir), evaluations, gallery_limit=12 if final else 0)
     return {name: result.summary()["accuracy"] for name, result in evaluations.items()}
 
 
@@ -251,11 +277,15 @@ def run(config: TrainOcclipConfig) -> dict[str, Any]:
         raise ValueError("seeds must name at least one seed, e.g. seeds=[0,1,2]")
     names = MODELS[config.model]
     init_ray()
-    with pipeline_run(config.experiment, f"train_occlip-{config.model}", to_dict(config)) as run:
+    with (
+        pipeline_run(config.experiment, f"train_occlip-{config.model}", to_dict(config)) as run,
+        staged_dir(config.out) as out,  # out= a URI: files land here, uploaded at the end
+    ):
         data = prepare_data(config)
-        if config.select_split and not (data / config.select_split).is_dir():
+        select_dir = child(data, config.select_split)
+        if config.select_split and not is_dir(str(select_dir)):
             raise FileNotFoundError(
-                f"select_split={config.select_split}: no {data / config.select_split}; "
+                f"select_split={config.select_split}: no {select_dir}; "
                 "rebuild the data (worlds now write val_heldout) or set select_split=val"
             )
         access = SplitAccess(data)
@@ -267,10 +297,11 @@ def run(config: TrainOcclipConfig) -> dict[str, Any]:
                 mlflow.log_param("seed", seed)
                 train_dir = access.path(config.train_split, "train")
                 return {
-                    n: train_one(config, n, train_dir, seed_run.info.run_id, seed) for n in names
+                    n: train_one(config, n, train_dir, seed_run.info.run_id, seed, out)
+                    for n in names
                 }
 
-        def evaluate_seed(checkpoints: dict[str, Path], split_dir: Path) -> dict[str, dict]:
+        def evaluate_seed(checkpoints: dict[str, Path], split_dir: str | Path) -> dict[str, dict]:
             return {
                 n: evaluate_checkpoint(config, c, data, split_dir, access.in_final)
                 for n, c in checkpoints.items()
@@ -281,10 +312,10 @@ def run(config: TrainOcclipConfig) -> dict[str, Any]:
         )
         log_results(model_means(results))
         log_results(model_means(results["val"]), prefix="val.")
-        access.write(config.out)
+        access.write(out)
         text = report(results, config)
         if config.zeroshot.root:  # the paper's "fine-tuning keeps zero-shot accuracy" check
-            first = {n: checkpoint_dir(config, n, config.seeds[0]) for n in names}
+            first = {n: checkpoint_dir(out, config, n, config.seeds[0]) for n in names}
             top1 = zero_shot_retention(config.backbone.spec(), first, config.zeroshot)
             log_results({"zeroshot_top1": top1})
             text += f"\nZero-shot top-1 on {config.zeroshot.root}: {top1}\n"

@@ -115,4 +115,4 @@ def test_same_smoke_config_and_seed_give_identical_heldout_numbers(
     first = main([*smoke, f"out={tmp_path / 'first'}"])
     second = main([*smoke, f"out={tmp_path / 'second'}"])
     assert first == second
-    assert first["occlip"] and first["clip"]  # numbers were produced, not two empty tables
+    assert set(first["occlip"]) >= {"swap_att", "swap_rel"}  # numbers, not two empty tables

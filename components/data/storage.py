@@ -12,14 +12,21 @@ Shard lists may be written the way img2dataset and WebDataset users write them:
 An S3-compatible server other than AWS (MinIO, moto, Ceph) is reached through the standard
 ``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_S3``) environment variable, which boto3, s3fs
 and this module all honour; credentials come from the usual AWS variables.
+
+Code that needs real files (safetensors, matplotlib, MLflow's ``log_artifact``) reads a URI
+through ``local_copy`` (a temporary download) and writes one through ``staged_dir`` (a
+temporary folder uploaded when the block succeeds); both hand a local path through as is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import re
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
@@ -44,14 +51,30 @@ def local_path(path: str) -> str | None:
 
 
 def _s3_filesystem() -> pafs.S3FileSystem:
+    """S3 as this process's environment describes it.
+
+    Keys given in ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` are passed explicitly:
+    pyarrow then pickles them with the filesystem, so a Ray task or Train worker that gets
+    this object signs its requests even on a node whose processes lack those variables
+    (the endpoint travels the same way). Without them the SDK's default chain (instance
+    or pod roles) is used wherever the filesystem is unpickled.
+    """
+    keys = {}
+    if os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
+        keys = {
+            "access_key": os.environ["AWS_ACCESS_KEY_ID"],
+            "secret_key": os.environ["AWS_SECRET_ACCESS_KEY"],
+            "session_token": os.environ.get("AWS_SESSION_TOKEN"),
+        }
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     if not endpoint:
-        return pafs.S3FileSystem()
+        return pafs.S3FileSystem(**keys)
     parsed = urlparse(endpoint)
     return pafs.S3FileSystem(
         endpoint_override=parsed.netloc or parsed.path,
         scheme=parsed.scheme or "https",
         region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        **keys,
     )
 
 
@@ -172,6 +195,95 @@ def expand_paths(spec: str | Iterable[str], suffixes: tuple[str, ...] = ()) -> l
 def exists(path: str) -> bool:
     fs, inner = filesystem_and_path(path)
     return fs.get_file_info(inner).type != pafs.FileType.NotFound
+
+
+def is_dir(path: str) -> bool:
+    """True for a local folder or an object-store prefix that holds objects."""
+    fs, inner = filesystem_and_path(path)
+    return fs.get_file_info(inner).type == pafs.FileType.Directory
+
+
+def child(base: str | Path, *parts: str) -> str | Path:
+    """``base`` / parts as the caller holds it: a local Path stays a Path, a URI a string."""
+    return join(str(base), *parts) if is_uri(str(base)) else Path(base, *parts)
+
+
+def basename(path: str | Path) -> str:
+    """The last component of a local path or URI (``s3://b/data/test`` -> ``test``)."""
+    return posixpath.basename(str(path).rstrip("/"))
+
+
+def copy_tree(source: str | Path, destination: str | Path) -> None:
+    """Copy a file or a folder tree between any two filesystems (local <-> s3:// ...);
+    folders are created as needed and files of the same name are replaced."""
+    source_fs, source_path = filesystem_and_path(str(source))
+    target_fs, target_path = filesystem_and_path(str(destination))
+    is_folder = source_fs.get_file_info(source_path).type == pafs.FileType.Directory
+    # pyarrow creates the folders below the destination, not the destination's own
+    target_fs.create_dir(target_path if is_folder else posixpath.dirname(target_path))
+    pafs.copy_files(
+        source_path,
+        target_path,
+        source_filesystem=source_fs,
+        destination_filesystem=target_fs,
+    )
+
+
+@contextlib.contextmanager
+def local_copy(path: str | Path) -> Iterator[Path]:
+    """A local folder with what ``path`` holds: ``path`` itself when local, else a temporary
+    download of it (removed on exit), for readers that need real files (safetensors)."""
+    if not is_uri(str(path)):
+        yield Path(path)
+        return
+    with tempfile.TemporaryDirectory(prefix="bindkit-download-") as tmp:
+        copy_tree(path, tmp)
+        yield Path(tmp)
+
+
+_STAGED: dict[str, Path] = {}  # URI -> the local folder of the outermost open staged_dir
+
+
+@contextlib.contextmanager
+def staged_dir(path: str | Path) -> Iterator[Path]:
+    """A local folder to write ``path``'s files into: ``path`` itself when local; for a URI
+    a temporary folder uploaded to ``path`` when the block ends without an error.
+
+    Writers that need real files (checkpoints, plots, MLflow's ``log_artifact``) work
+    unchanged, and an object store only ever sees a finished block's files. A nested block
+    for the same URI (a pipeline's ``write_outputs`` inside the pipeline's own block) gets
+    the same folder, and the outermost block uploads, so report.html still finds every
+    plot the pipeline wrote.
+    """
+    if not is_uri(str(path)):
+        yield Path(path)
+        return
+    uri = str(path).rstrip("/")
+    if uri in _STAGED:
+        yield _STAGED[uri]
+        return
+    with tempfile.TemporaryDirectory(prefix="bindkit-stage-") as tmp:
+        _STAGED[uri] = Path(tmp)
+        try:
+            yield Path(tmp)
+        finally:
+            del _STAGED[uri]
+        if any(Path(tmp).iterdir()):
+            copy_tree(tmp, uri)
+
+
+def ray_paths(paths: Iterable[str]) -> tuple[list[str], pafs.FileSystem | None]:
+    """``paths`` and ``filesystem`` arguments for a ``ray.data.read_*`` call.
+
+    URIs become paths inside one filesystem object, which Ray pickles into its read tasks
+    (endpoint and keys included, see ``_s3_filesystem``); local paths stay as they are,
+    with None (Ray's own default).
+    """
+    paths = [str(p) for p in paths]
+    if not paths or not is_uri(paths[0]):
+        return paths, None
+    filesystem, _ = filesystem_and_path(paths[0])
+    return [filesystem_and_path(p)[1] for p in paths], filesystem
 
 
 def read_bytes(path: str) -> bytes:

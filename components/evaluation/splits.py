@@ -4,12 +4,15 @@ Validation is not the test (DESIGN.md): training, early stops, checkpoint choice
 comparisons read ``train``/``val*``; ``test*`` is read once, for the final table. Pipelines
 get every split directory through one ``SplitAccess``, which refuses a test split before
 ``final()`` and any non-final read after it, and writes its log so a test can check it.
+``data`` and ``out`` may be local folders or URIs (``s3://bucket/shards``).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from components.data.storage import child, write_bytes
 
 PURPOSES = ("train", "select", "final")
 
@@ -21,8 +24,8 @@ def is_test_split(split: str) -> bool:
 class SplitAccess:
     """Hands out split directories under ``data`` and records (split, purpose) in order."""
 
-    def __init__(self, data: Path) -> None:
-        self.data = Path(data)
+    def __init__(self, data: str | Path) -> None:
+        self.data = child(data)  # a Path, or a URI string
         self.log: list[dict[str, str]] = []
         self.in_final = False
 
@@ -30,8 +33,9 @@ class SplitAccess:
         """From here on only the final evaluation reads splits."""
         self.in_final = True
 
-    def path(self, split: str, purpose: str) -> Path:
-        """The directory of ``split`` for ``purpose`` (train | select | final)."""
+    def path(self, split: str, purpose: str) -> str | Path:
+        """The directory of ``split`` for ``purpose`` (train | select | final): a Path under
+        a local ``data``, a URI string under a URI."""
         if purpose not in PURPOSES:
             raise ValueError(f"purpose must be one of {PURPOSES}, got {purpose!r}")
         if (purpose == "final") != self.in_final:
@@ -44,11 +48,10 @@ class SplitAccess:
                 f"test split {split!r} read for {purpose!r}: model choice must use val splits"
             )
         self.log.append({"split": split, "purpose": purpose})
-        return self.data / split
+        return child(self.data, split)
 
-    def write(self, out: str | Path) -> Path:
-        """out/split_access.json: the reads in order, for audits and tests."""
-        path = Path(out) / "split_access.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.log, indent=2))
+    def write(self, out: str | Path) -> str | Path:
+        """out/split_access.json (out local or a URI): the reads in order, for audits and tests."""
+        path = child(out, "split_access.json")
+        write_bytes(str(path), json.dumps(self.log, indent=2).encode())
         return path

@@ -13,6 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 from components.data.shards import read_shards
+from components.data.storage import basename
 from components.evaluation.benchmark import Benchmark, BenchmarkItem
 
 SUITES = ("swap_att", "swap_obj", "replace_att", "swap_rel", "replace_rel", "negation")
@@ -40,5 +41,5 @@ def synthetic_suites(
                     f"{row['id']}/{kind}", (image,), (positive, negative["caption"]), (0,), kind
                 )
             )
-    name = Path(split_dir).name
+    name = basename(split_dir)  # a local folder or a URI (s3://bucket/shards/test)
     return {suite: Benchmark(f"{name}/{suite}", tuple(found)) for suite, found in items.items()}

@@ -20,6 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from components.data.storage import exists, is_uri, join, local_copy, read_bytes
 from components.models.registry import create_model
 
 CONFIG_FILE = "config.json"
@@ -45,12 +46,20 @@ def save_checkpoint(
 
 
 def read_checkpoint_config(directory: str | Path) -> dict[str, Any]:
-    """The parsed config.json of a checkpoint directory, checked for the keys a rebuild needs."""
-    path = Path(directory) / CONFIG_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{path}: not a bindkit checkpoint (no {CONFIG_FILE})")
+    """The parsed config.json of a checkpoint directory (local or a URI), checked for the
+    keys a rebuild needs."""
+    if is_uri(str(directory)):
+        path: str | Path = join(str(directory), CONFIG_FILE)
+        if not exists(path):
+            raise CheckpointError(f"{path}: not a bindkit checkpoint (no {CONFIG_FILE})")
+        text = read_bytes(path)
+    else:
+        path = Path(directory) / CONFIG_FILE
+        if not path.is_file():
+            raise CheckpointError(f"{path}: not a bindkit checkpoint (no {CONFIG_FILE})")
+        text = path.read_bytes()
     try:
-        payload = json.loads(path.read_text())
+        payload = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{path}: not valid JSON ({err})") from err
     if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
@@ -123,8 +132,21 @@ def load_checkpoint(directory: str | Path, map_location: str = "cpu") -> nn.Modu
     """Rebuild the model from config.json and load model.safetensors into it (strict).
 
     The config is checked against the weights' header on a meta-device skeleton first.
+    A URI (``s3://bucket/run/clip/checkpoint``) is downloaded to a temporary folder first;
+    errors then name the URI, not the temporary copy.
     """
-    directory = Path(directory)
+    if not is_uri(str(directory)):
+        return _load_local(Path(directory), map_location)
+    uri = str(directory).rstrip("/")
+    read_checkpoint_config(uri)  # a missing or broken config.json fails before the download
+    with local_copy(uri) as local:
+        try:
+            return _load_local(local, map_location)
+        except CheckpointError as err:
+            raise CheckpointError(str(err).replace(str(local), uri)) from err
+
+
+def _load_local(directory: Path, map_location: str) -> nn.Module:
     payload = read_checkpoint_config(directory)
     weights = directory / WEIGHTS_FILE
     config_path = directory / CONFIG_FILE

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,9 +22,18 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import torch
 import torch.nn.functional as F
 
+from components.data.storage import (
+    child,
+    exists,
+    filesystem_and_path,
+    ray_paths,
+    read_bytes,
+    write_bytes,
+)
 from components.models.backbone import Backbone
 
 CARD_FILE = "card.json"
@@ -109,12 +119,12 @@ def backbone_fingerprint(spec: dict[str, Any]) -> str:
     """A short hash naming a backbone spec (and a checkpoint's weights file) for cache keys."""
     payload: dict[str, Any] = {"spec": spec}
     if "checkpoint" in spec:
-        directory = Path(spec["checkpoint"])
+        directory = child(spec["checkpoint"])  # a local folder or a URI
         for name in ("config.json", "model.safetensors"):
-            path = directory / name
-            if path.exists():
-                stat = path.stat()
-                payload[name] = [stat.st_size, stat.st_mtime_ns]
+            filesystem, inner = filesystem_and_path(str(child(directory, name)))
+            info = filesystem.get_file_info(inner)  # size and mtime, local or an object
+            if info.type != pafs.FileType.NotFound:
+                payload[name] = [info.size, info.mtime_ns]
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
@@ -240,11 +250,11 @@ class ShardFeatures(BackboneFeatures):
 
 
 def read_feature_card(directory: str | Path) -> dict[str, Any]:
-    """The card of a finished feature cache (its absence means unfinished)."""
-    path = Path(directory) / CARD_FILE
-    if not path.is_file():
+    """The card of a finished feature cache, local or a URI (its absence means unfinished)."""
+    path = str(child(directory, CARD_FILE))
+    if not exists(path):
         raise FileNotFoundError(f"{path}: no feature cache card (cache not built or unfinished)")
-    return json.loads(path.read_text())
+    return json.loads(read_bytes(path))
 
 
 def cache_features(
@@ -260,28 +270,31 @@ def cache_features(
     """Compute a shard split's dense features once with Ray Data and write them to ``out``.
 
     Reuses ``out`` when its card matches (same backbone fingerprint, context length, source).
+    ``source`` and ``out`` may be local folders or URIs (``s3://bucket/shards/train``).
     Returns the card: shapes, row count, throughput.
     """
+    import pyarrow.parquet as pq
     import ray.data
 
     from components.data.shards import shard_files
 
-    source, out = Path(source), Path(out)
+    source, out = child(source), child(out)
     probe = load_backbone(backbone)
     context_length = min(context_length or probe.context_length, probe.context_length)
     key = {
         "backbone": backbone,
         "fingerprint": backbone_fingerprint(backbone),
         "context_length": context_length,
-        "source": str(source.resolve()),
+        "source": str(source.resolve()) if isinstance(source, Path) else source,
     }
-    if (out / CARD_FILE).is_file():
+    if exists(str(child(out, CARD_FILE))):
         card = read_feature_card(out)
         if card.get("key") == key:
             return card
-    files = [str(f) for f in shard_files(source)]
+    paths, source_filesystem = ray_paths(shard_files(source))
     started = time.perf_counter()
-    dataset = ray.data.read_parquet(files).select_columns(["id", "image", "caption", "negatives"])
+    dataset = ray.data.read_parquet(paths, filesystem=source_filesystem)
+    dataset = dataset.select_columns(["id", "image", "caption", "negatives"])
     features = dataset.map_batches(
         ShardFeatures,
         fn_constructor_kwargs={"backbone": backbone, "context_length": context_length},
@@ -291,16 +304,17 @@ def cache_features(
         num_cpus=num_cpus,
         num_gpus=num_gpus or None,
     )
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
-    features.write_parquet(str(out / "data"))
+    filesystem, inner = filesystem_and_path(str(out))
+    if exists(str(out)):
+        filesystem.delete_dir(inner)
+    features.write_parquet(f"{inner}/data", filesystem=filesystem)
     seconds = time.perf_counter() - started
-    import pyarrow.parquet as pq
-
-    written = sorted((out / "data").glob("*.parquet"))
-    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in written)
+    written = sorted(
+        info.path
+        for info in filesystem.get_file_info(pafs.FileSelector(f"{inner}/data"))
+        if info.path.endswith(".parquet")
+    )
+    rows = sum(pq.read_metadata(f, filesystem=filesystem).num_rows for f in written)
     card = {
         "key": key,
         "backbone_config": probe.config,
@@ -310,13 +324,14 @@ def cache_features(
         "rows": rows,
         "seconds": seconds,
         "rows_per_second": rows / max(seconds, 1e-9),
-        "files": [str(f.relative_to(out)) for f in written],
+        "files": [posixpath.relpath(f, inner) for f in written],
     }
-    (out / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
+    card_text = json.dumps(card, indent=2, sort_keys=True, default=str)
+    write_bytes(str(child(out, CARD_FILE)), card_text.encode())
     return card
 
 
 def feature_files(directory: str | Path) -> list[str]:
-    """The Parquet files of a finished cache, in card order."""
+    """The Parquet files of a finished cache (local paths or URIs), in card order."""
     card = read_feature_card(directory)
-    return [str(Path(directory) / f) for f in card["files"]]
+    return [str(child(directory, f)) for f in card["files"]]
