@@ -69,6 +69,9 @@ def decode_stage(
     pixel_mb = 3 * model.backbone.image_size**2 * 4 / 2**20  # float32 CHW per row
     random = train and model.options.get("train_augment", False)
     if rows is not None and not random and rows * pixel_mb <= cache_mb:
+        # Blocks in read order, as streaming ingest delivers them (preserve_order below):
+        # same config and seed, same data order, same numbers.
+        decoded.context.execution_options.preserve_order = True
         decoded = decoded.materialize()
     return decoded, nested_columns(schema)
 
