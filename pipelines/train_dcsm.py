@@ -32,9 +32,9 @@ except ModuleNotFoundError:  # run as a script: the repository root is not on sy
     from pipelines.train_occlip import SyntheticData, prepare_data, table_columns
 
 from components.config import check, check_path, cli, run_pipeline, to_dict
-from components.data.storage import basename, child, exists, is_dir, join, parent, staged_dir
+from components.data.storage import basename, child, exists, join, parent, staged_dir
 from components.evaluation.seeds import mean_sd_table, model_means, train_select_test
-from components.evaluation.splits import SplitAccess
+from components.evaluation.splits import SplitAccess, require_select_split
 from components.outputs import run_lock
 from components.runtime import init_ray
 from components.tracking import (
@@ -287,12 +287,7 @@ def run(config: TrainDcsmConfig) -> dict[str, Any]:
         staged_dir(config.out) as out,  # out= a URI: files land here, uploaded at the end
     ):
         data = prepare_data(config)
-        select_dir = child(data, config.select_split)
-        if config.select_split and not is_dir(str(select_dir)):
-            raise FileNotFoundError(
-                f"select_split={config.select_split}: no {select_dir}; "
-                "rebuild the data (worlds now write val_heldout) or set select_split=val"
-            )
+        require_select_split(data, config.select_split)
         access = SplitAccess(data)
         spec, backbone_note = resolve_backbone(config)
         print(f"backbone: {backbone_note}", flush=True)

@@ -31,8 +31,6 @@ from components.data.storage import (
     basename,
     child,
     exists,
-    filesystem_and_path,
-    is_dir,
     join,
     parent,
     ray_paths,
@@ -42,7 +40,7 @@ from components.data.storage import (
 from components.data.synthetic import SyntheticSpec
 from components.evaluation.loaders.suites import is_public_suite, public_benchmarks
 from components.evaluation.seeds import mean_sd_table, model_means, train_select_test
-from components.evaluation.splits import SplitAccess
+from components.evaluation.splits import SplitAccess, require_select_split
 from components.evaluation.zeroshot import ZeroShotConfig, zero_shot_retention
 from components.models.backbone import BackboneConfig
 from components.models.occlip_options import OcclipOptions
@@ -165,10 +163,9 @@ def train_one(config, name, train_dir: str | Path, parent_run_id, seed: int, out
 
     columns = TRAIN_COLUMNS + EXTRA_COLUMNS.get(name, [])
     files = shard_files(train_dir)
-    filesystem, first = filesystem_and_path(files[0])
-    validate_schema(pq.read_schema(first, filesystem=filesystem), str(files[0]), columns)
-    paths, read_filesystem = ray_paths(files)
-    dataset = ray.data.read_parquet(paths, columns=columns, filesystem=read_filesystem)
+    paths, filesystem = ray_paths(files)  # one filesystem (None: local) for every read below
+    validate_schema(pq.read_schema(paths[0], filesystem=filesystem), str(files[0]), columns)
+    dataset = ray.data.read_parquet(paths, columns=columns, filesystem=filesystem)
     if config.train_parser and name == "occlip":  # the paper trains on its parser's graphs
         # materialised: the row count check, the schema and training would each re-parse
         dataset = parse_dataset(dataset, ParseStageConfig(parser=config.train_parser)).materialize()
@@ -196,10 +193,7 @@ def train_one(config, name, train_dir: str | Path, parent_run_id, seed: int, out
             mlflow={"tracking_uri": tracking_uri(), "run_id": run.info.run_id},
             resume=config.resume or None,
             val_dataset=val_dataset,
-            train_rows=sum(
-                pq.read_metadata(filesystem_and_path(f)[1], filesystem=filesystem).num_rows
-                for f in files
-            ),
+            train_rows=sum(pq.read_metadata(p, filesystem=filesystem).num_rows for p in paths),
         )
     target = checkpoint_dir(out, config, name, seed)
     shutil.rmtree(target, ignore_errors=True)
@@ -282,12 +276,7 @@ def run(config: TrainOcclipConfig) -> dict[str, Any]:
         staged_dir(config.out) as out,  # out= a URI: files land here, uploaded at the end
     ):
         data = prepare_data(config)
-        select_dir = child(data, config.select_split)
-        if config.select_split and not is_dir(str(select_dir)):
-            raise FileNotFoundError(
-                f"select_split={config.select_split}: no {select_dir}; "
-                "rebuild the data (worlds now write val_heldout) or set select_split=val"
-            )
+        require_select_split(data, config.select_split)
         access = SplitAccess(data)
 
         def train_seed(seed: int) -> dict[str, Path]:

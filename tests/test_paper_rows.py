@@ -176,3 +176,15 @@ def test_runs_of_one_seed_each_merge_into_one_entry_per_seed():
     assert merged["per_seed"]["m"]["a"] == [0.1, 0.2, 0.3]
     assert merged["m"]["a"] == pytest.approx(0.2)
     assert merged["val"]["per_seed"]["m"]["a"] == [1.1, 1.2, 1.3]
+
+
+def test_a_missing_selection_split_is_refused_before_training(tmp_path):
+    from components.evaluation.splits import require_select_split
+
+    (tmp_path / "val").mkdir()
+    require_select_split(tmp_path, "val")
+    require_select_split(tmp_path, "")  # no selection asked for
+    with pytest.raises(
+        FileNotFoundError, match=r"select_split=val_heldout: no .*set select_split=val"
+    ):
+        require_select_split(tmp_path, "val_heldout")

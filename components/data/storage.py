@@ -203,6 +203,12 @@ def is_dir(path: str) -> bool:
     return fs.get_file_info(inner).type == pafs.FileType.Directory
 
 
+def is_file(path: str) -> bool:
+    """True for a local file or an object."""
+    fs, inner = filesystem_and_path(path)
+    return fs.get_file_info(inner).type == pafs.FileType.File
+
+
 def child(base: str | Path, *parts: str) -> str | Path:
     """``base`` / parts as the caller holds it: a local Path stays a Path, a URI a string."""
     return join(str(base), *parts) if is_uri(str(base)) else Path(base, *parts)

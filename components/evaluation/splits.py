@@ -12,13 +12,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from components.data.storage import child, write_bytes
+from components.data.storage import child, is_dir, write_bytes
 
 PURPOSES = ("train", "select", "final")
 
 
 def is_test_split(split: str) -> bool:
     return split.startswith("test")
+
+
+def require_select_split(data: str | Path, split: str) -> None:
+    """Refuse, before any training, a selection split ``data`` lacks ("" = no selection):
+    worlds built before ``val_heldout`` existed would otherwise fail after training."""
+    folder = child(data, split)
+    if split and not is_dir(str(folder)):
+        raise FileNotFoundError(
+            f"select_split={split}: no {folder}; "
+            "rebuild the data (worlds now write val_heldout) or set select_split=val"
+        )
 
 
 class SplitAccess:

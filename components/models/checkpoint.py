@@ -20,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from components.data.storage import exists, is_uri, join, local_copy, read_bytes
+from components.data.storage import child, is_file, is_uri, local_copy, read_bytes
 from components.models.registry import create_model
 
 CONFIG_FILE = "config.json"
@@ -48,16 +48,10 @@ def save_checkpoint(
 def read_checkpoint_config(directory: str | Path) -> dict[str, Any]:
     """The parsed config.json of a checkpoint directory (local or a URI), checked for the
     keys a rebuild needs."""
-    if is_uri(str(directory)):
-        path: str | Path = join(str(directory), CONFIG_FILE)
-        if not exists(path):
-            raise CheckpointError(f"{path}: not a bindkit checkpoint (no {CONFIG_FILE})")
-        text = read_bytes(path)
-    else:
-        path = Path(directory) / CONFIG_FILE
-        if not path.is_file():
-            raise CheckpointError(f"{path}: not a bindkit checkpoint (no {CONFIG_FILE})")
-        text = path.read_bytes()
+    path = child(directory, CONFIG_FILE)  # a Path under a local folder, else a URI
+    if not is_file(str(path)):
+        raise CheckpointError(f"{path}: not a bindkit checkpoint (no {CONFIG_FILE})")
+    text = read_bytes(str(path))
     try:
         payload = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
