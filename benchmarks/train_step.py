@@ -3,7 +3,7 @@ Ray Train step spent waiting for data (streaming + decode + collate).
 
     python benchmarks/train_step.py out=DIR [batch=32] [steps=30] [backbone=tiny]
         [image_size=0] [ray_steps=100] [profile=0] [models=clip,occlip]
-        [device=cpu] [amp=1] [compile=0]
+        [device=cpu] [amp=1] [compile=0] [occlip.KEY=VALUE ...]
     python benchmarks/train_step.py out=DIR backbone=ViT-B-16 image_size=224 batch=8 \
         steps=3 ray_steps=0                        # the ratio at ViT-B/16 shapes (random init)
     python benchmarks/train_step.py out=DIR backbone=ViT-B-16 image_size=224 batch=128 \
@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import torch
+import yaml
 
 from components.data.synthetic import SceneRowBuilder, SyntheticSpec
 from components.models.registry import create_model
@@ -46,6 +47,15 @@ from components.training.trainer import ScalingSettings, fit
 MODELS = ("clip", "occlip")  # the ratio the issue targets; models= adds negclip and dcsm
 DISTINCT_ROWS = 256  # rendered once, repeated to fill a Ray run's epoch
 CPU = torch.device("cpu")
+
+
+def occlip_options(options: dict[str, str]) -> dict:
+    """``occlip.num_default_tokens=1`` and the like: OC-CLIP's options, typed by YAML."""
+    return {
+        key.removeprefix("occlip."): yaml.safe_load(value)
+        for key, value in options.items()
+        if key.startswith("occlip.")
+    }
 
 
 def backbone_spec(options: dict[str, str]) -> dict:
@@ -81,9 +91,10 @@ class StepTimer:
         device: torch.device,
         amp: bool,
         compile: bool,
+        options: dict,
     ) -> None:
         torch.manual_seed(0)
-        self.model = create_model(name, backbone).to(device)
+        self.model = create_model(name, backbone, **options).to(device)
         self.optimizer = build_optimizer(self.model, 1e-4, 1e-4, 0.0)
         self.batch = to_device(
             self.model.collate(model_rows(self.model, rows, backbone, device)), device
@@ -116,10 +127,14 @@ def in_process_steps(
     device: torch.device = CPU,
     amp: bool = False,
     compile: bool = False,
+    occlip: dict | None = None,
 ) -> dict[str, float]:
     """Median seconds per step of each model, steps interleaved; optional profile tables."""
     timers = {
-        name: StepTimer(name, rows[:batch], backbone, device, amp, compile) for name in models
+        name: StepTimer(
+            name, rows[:batch], backbone, device, amp, compile, occlip_for(name, occlip)
+        )
+        for name in models
     }
     for _ in range(3 if compile else 1):  # warm-up: allocator, lazy inits, compilation
         for timer in timers.values():
@@ -144,7 +159,13 @@ def in_process_steps(
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def ray_loop(table: pa.Table, batch: int, steps: int, backbone: dict) -> dict[str, dict]:
+def occlip_for(name: str, occlip: dict | None) -> dict:
+    return dict(occlip or {}) if name == "occlip" else {}
+
+
+def ray_loop(
+    table: pa.Table, batch: int, steps: int, backbone: dict, occlip: dict | None = None
+) -> dict[str, dict]:
     """The real Ray Train loop on 1 CPU worker: seconds per step, data wait, start-up."""
     import ray.data
 
@@ -161,7 +182,7 @@ def ray_loop(table: pa.Table, batch: int, steps: int, backbone: dict) -> dict[st
         )
         with tempfile.TemporaryDirectory() as storage:
             result = fit(
-                {"name": name, "backbone": backbone},
+                {"name": name, "backbone": backbone, **occlip_for(name, occlip)},
                 config,
                 dataset,
                 ScalingSettings(num_workers=1),
@@ -184,6 +205,7 @@ def main(argv: list[str]) -> dict:
     batch, steps = int(options.get("batch", 32)), int(options.get("steps", 30))
     ray_steps = int(options.get("ray_steps", 100))
     backbone = backbone_spec(options)
+    occlip = occlip_options(options)
     device = torch.device(options.get("device", "cpu"))
     models = tuple(options.get("models", ",".join(MODELS)).split(","))
     amp, compile = options.get("amp", "1") == "1", options.get("compile", "0") == "1"
@@ -194,12 +216,13 @@ def main(argv: list[str]) -> dict:
     )
     profile_dir = out if options.get("profile", "0") == "1" else None
     seconds = in_process_steps(
-        table.to_pylist(), batch, steps, backbone, profile_dir, models, device, amp, compile
+        table.to_pylist(), batch, steps, backbone, profile_dir, models, device, amp, compile, occlip
     )
     table = table.select(["image", "caption", "graph"])
     results = {
         "backbone": backbone,
         "batch": batch,
+        "occlip_options": occlip,
         "in_process": {
             "seconds_per_step": seconds,
             "steps": steps,
@@ -215,7 +238,7 @@ def main(argv: list[str]) -> dict:
         results["in_process"]["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
     write_results(out, results)  # the in-process numbers survive a failed Ray part
     if ray_steps:
-        loop = ray_loop(table, batch, ray_steps, backbone)
+        loop = ray_loop(table, batch, ray_steps, backbone, occlip)
         results["ray_train"] = {"steps": ray_steps, **loop}
         results["seconds_per_step"] = {m: loop[m]["seconds_per_step"] for m in MODELS}
         results["data_wait_fraction"] = {m: loop[m]["data_wait_fraction"] for m in MODELS}
