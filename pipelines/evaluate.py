@@ -55,6 +55,7 @@ from components.evaluation.synthetic import SUITES as SYNTHETIC_SUITES
 from components.evaluation.synthetic import synthetic_suites
 from components.evaluation.zeroshot import ZeroShotConfig, checkpoints_zero_shot
 from components.models.checkpoint import read_checkpoint_config
+from components.models.occlip import NEGATION_RULES
 from components.runtime import init_ray
 from components.tracking import log_results, pipeline_run, write_outputs
 
@@ -101,6 +102,7 @@ class EvaluateConfig:
     actor_cpus: float = 1.0  # CPUs per scoring actor
     actor_gpus: float = 0.0  # GPUs per scoring actor (fractions share one)
     gallery_limit: int = 12  # failures shown per (model, suite)
+    negation: str = ""  # OC-CLIP's test-time rule: subtract | ignore | "" (checkpoint's)
     whatsup_on_under: bool = True  # WhatsUp on/under -> above/below for every model (or none)
     smoke_random_model: bool = False  # models empty: save a random-init tiny CLIP into out/
     smoke_data: SmokeData = field(default_factory=SmokeData)
@@ -112,6 +114,12 @@ class EvaluateConfig:
         check(self.limit >= 0, "limit", self.limit, "an integer >= 0 (0 = all)")
         check(self.batch_size > 0, "batch_size", self.batch_size, "an integer > 0")
         check(self.device in ("auto", "cpu", "cuda"), "device", self.device, "auto | cpu | cuda")
+        check(
+            self.negation in ("", *NEGATION_RULES),
+            "negation",
+            self.negation,
+            f"'' or one of {' | '.join(NEGATION_RULES)}",
+        )
         for index, model in enumerate(self.models):
             check_path(f"models[{index}]", model, "dir")
 
@@ -225,12 +233,16 @@ def evaluate_model(
                 if not actors:
                     init_ray()
                     actors = start_scorer_actors(
-                        str(checkpoint), config.ray_actors, config.actor_cpus, config.actor_gpus
+                        str(checkpoint),
+                        config.ray_actors,
+                        config.actor_cpus,
+                        config.actor_gpus,
+                        config.negation,
                     )
                 result = evaluate_on_actors(actors, benchmark, parser, config.batch_size, label)
                 parses = ray.get(actors[0].parses.remote())
             else:
-                local = local or CheckpointScorer(str(checkpoint), device)
+                local = local or CheckpointScorer(str(checkpoint), device, config.negation)
                 result = replace(
                     local.evaluate(benchmark, parser, config.batch_size), scorer_name=label
                 )

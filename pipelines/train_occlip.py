@@ -165,7 +165,7 @@ def train_one(config, name, train_dir: str | Path, parent_run_id, seed: int, out
     files = shard_files(train_dir)
     paths, filesystem = ray_paths(files)  # one filesystem (None: local) for every read below
     validate_schema(pq.read_schema(paths[0], filesystem=filesystem), str(files[0]), columns)
-    dataset = ray.data.read_parquet(paths, columns=columns, filesystem=filesystem)
+    dataset = ray.data.read_parquet(paths, filesystem=filesystem).select_columns(columns)
     if config.train_parser and name == "occlip":  # the paper trains on its parser's graphs
         # materialised: the row count check, the schema and training would each re-parse
         dataset = parse_dataset(dataset, ParseStageConfig(parser=config.train_parser)).materialize()
@@ -177,7 +177,9 @@ def train_one(config, name, train_dir: str | Path, parent_run_id, seed: int, out
         val_paths, val_filesystem = ray_paths(
             shard_files(child(parent(str(train_dir)), train.val_split))
         )
-        val_dataset = ray.data.read_parquet(val_paths, columns=columns, filesystem=val_filesystem)
+        val_dataset = ray.data.read_parquet(val_paths, filesystem=val_filesystem).select_columns(
+            columns
+        )
         if "negatives" in columns:
             val_dataset = val_dataset.map_batches(negative_texts, batch_format="pyarrow")
     run_name = f"{name}-seed{seed}"

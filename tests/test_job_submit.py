@@ -97,7 +97,9 @@ def test_job_submit_trains_on_a_token_auth_head(tmp_path):
         assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
         assert "succeeded" in submit.stdout
         # The job log a person reads: a progress line per interval, no stray tracebacks.
-        assert re.search(r"clip step \d+/\d+ .* samples/s .* ETA ", submit.stdout)
+        progress = re.findall(r"clip step \d+/\d+ .* samples/s .* ETA .*", submit.stdout)
+        assert progress
+        assert len(progress) == len(set(progress)), "each progress line once, not twice"
         assert submit.stdout.count("Traceback") == 0, submit.stdout[-3000:]
         # A relative out= would land in Ray's per-job copy of the checkout: refused up front.
         relative = _submit(address, env, [*smoke, "out=outputs/job-relative", data])

@@ -179,6 +179,22 @@ def test_negated_objects_count_against_the_caption_when_scoring(model):
         OCCLIP(model.backbone, negation="invert")
 
 
+def test_evaluation_replaces_the_negation_rule_without_retraining(model, tmp_path):
+    from components.evaluation.scoring import CheckpointScorer
+    from components.models.checkpoint import save_checkpoint
+
+    directory = str(save_checkpoint(model, tmp_path / "occlip"))
+    images = [Image.open(io.BytesIO(png(c))) for c in ("red", "blue")]
+    present = SceneGraph.build([("cube", ["red"]), ("cone", [])], [(1, "near", 0)])
+    own = CheckpointScorer(directory).model
+    ignoring = CheckpointScorer(directory, negation="ignore").model
+    assert (own.options["negation"], ignoring.options["negation"]) == ("subtract", "ignore")
+    with torch.no_grad():
+        torch.testing.assert_close(
+            ignoring.score(images, [WITH_NEGATION]), own.score(images, [present])
+        )
+
+
 # -- losses ---------------------------------------------------------------------------
 def test_batch_loss_equals_a_naive_double_loop_over_pairs(model, batch):
     torch.manual_seed(7)

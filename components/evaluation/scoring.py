@@ -32,8 +32,13 @@ Outcome = tuple[int, tuple[torch.Tensor, bool, bool | None] | tuple[str, str]]
 class CheckpointScorer:
     """One checkpoint loaded once, evaluated on any suite; in-process or as a Ray actor."""
 
-    def __init__(self, checkpoint: str, device: str = "cpu") -> None:
+    def __init__(self, checkpoint: str, device: str = "cpu", negation: str = "") -> None:
+        """``negation`` replaces OC-CLIP's test-time negation rule (``subtract`` | ``ignore``)
+        for this evaluation: the rule touches no weight, so its effect is measured on the
+        same checkpoint instead of a retrained one. Other models ignore it."""
         self.model = load_checkpoint(checkpoint, map_location=device).eval()
+        if negation and "negation" in getattr(self.model, "options", {}):
+            self.model.options["negation"] = negation
         self.parsers: dict[str, Any] = {}
 
     def evaluate(
@@ -72,14 +77,18 @@ def shard_bounds(num_items: int, num_shards: int, batch_size: int) -> list[tuple
 
 
 def start_scorer_actors(
-    checkpoint: str, count: int, num_cpus: float = 1.0, num_gpus: float = 0.0
+    checkpoint: str,
+    count: int,
+    num_cpus: float = 1.0,
+    num_gpus: float = 0.0,
+    negation: str = "",
 ) -> list[Any]:
     """``count`` Ray actors, each holding ``checkpoint`` (on CUDA when given GPUs)."""
     import ray
 
     actor_class = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(CheckpointScorer)
     device = "cuda" if num_gpus > 0 else "cpu"
-    return [actor_class.remote(checkpoint, device) for _ in range(count)]
+    return [actor_class.remote(checkpoint, device, negation) for _ in range(count)]
 
 
 def evaluate_on_actors(

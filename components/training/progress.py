@@ -13,6 +13,7 @@ silences, at their loggers, messages that read as problems in a healthy run.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Any
 
@@ -81,7 +82,10 @@ class Progress:
         if self.bar is not None:
             self.bar.set_description(line)
         else:
-            print(line, flush=True)
+            # not print(): Ray Train patches it in the worker to tee to stdout *and* the root
+            # logger, so every line reached the job log twice
+            sys.stdout.write(f"{line}\n")
+            sys.stdout.flush()
 
     def close(self) -> None:
         if self.bar is not None:
