@@ -39,11 +39,15 @@ def _builtin(name: str) -> Callable[..., nn.Module] | None:
         from components.models.negclip import NegCLIP
 
         return NegCLIP
+    if name == "presence":
+        from components.models.presence import PresenceClassifier
+
+        return PresenceClassifier
     return None
 
 
 def model_names() -> list[str]:
-    return sorted({"occlip", "clip", "dcsm", "negclip", *_BUILDERS})
+    return sorted({"occlip", "clip", "dcsm", "negclip", "presence", *_BUILDERS})
 
 
 def create_model(
