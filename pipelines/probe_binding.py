@@ -30,9 +30,8 @@ from typing import Any
 import numpy as np
 
 from components.config import check_path, cli, run_pipeline, to_dict
-from components.data.build import build_synthetic, check_synthetic_options
+from components.data.build import check_synthetic_options, probe_world
 from components.data.shards import shard_files
-from components.data.synthetic import SyntheticSpec
 from components.data.worlds import WORLD_CLASSES
 from components.probes.binding_info import (
     TOKEN_FAMILIES,
@@ -127,13 +126,7 @@ def prepare_data(config: ProbeBindingConfig) -> Path:
     d = config.data
     if d.data:
         return Path(d.data)
-    shares = "".join(f"-{k}{v:g}" for k, v in d.splits.items())
-    path = Path(d.root) / f"{d.world}-n{d.num_scenes}-s{d.seed}-{d.image_size}px{shares}"
-    if not (path / "card.json").exists():  # written last: its absence = unfinished
-        overrides = (("splits", dict(d.splits)),) if d.splits else ()
-        spec = SyntheticSpec(d.world, d.seed, 1.0, d.image_size, overrides)
-        build_synthetic(spec, d.num_scenes, path)
-    return path
+    return probe_world(d.root, d.world, d.num_scenes, d.seed, d.image_size, d.splits)
 
 
 def model_spec(config: ProbeBindingConfig) -> dict[str, Any]:

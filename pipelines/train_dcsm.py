@@ -18,7 +18,6 @@ from __future__ import annotations
 import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
 
 # isort: split
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -49,7 +48,7 @@ from components.tracking import (
     write_outputs,
 )
 from components.training.loop import TrainConfig
-from components.training.trainer import ScalingSettings, fit
+from components.training.trainer import ScalingSettings, export_checkpoint, fit
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "train_dcsm.yaml"
 
@@ -209,10 +208,7 @@ def train(
             run_name=run_name,
             mlflow={"tracking_uri": tracking_uri(), "run_id": run.info.run_id},
         )
-    target = out / "dcsm" / f"seed{seed}" / "trained"
-    shutil.rmtree(target, ignore_errors=True)
-    with result.checkpoint.as_directory() as directory:
-        shutil.copytree(directory, target)
+    target = export_checkpoint(result.checkpoint, out / "dcsm" / f"seed{seed}" / "trained")
     finish_model_run(run.info.run_id, target)  # checkpoint + curves on the model's run
     return target
 

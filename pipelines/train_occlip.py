@@ -55,7 +55,7 @@ from components.tracking import (
     write_outputs,
 )
 from components.training.loop import TrainConfig
-from components.training.trainer import ScalingSettings, best_checkpoint, fit
+from components.training.trainer import ScalingSettings, best_checkpoint, export_checkpoint, fit
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "train_occlip.yaml"
 TRAIN_COLUMNS = ["image", "caption", "graph"]
@@ -197,10 +197,7 @@ def train_one(config, name, train_dir: str | Path, parent_run_id, seed: int, out
             val_dataset=val_dataset,
             train_rows=sum(pq.read_metadata(p, filesystem=filesystem).num_rows for p in paths),
         )
-    target = checkpoint_dir(out, config, name, seed)
-    shutil.rmtree(target, ignore_errors=True)
-    with best_checkpoint(result).as_directory() as directory:
-        shutil.copytree(directory, target)
+    target = export_checkpoint(best_checkpoint(result), checkpoint_dir(out, config, name, seed))
     finish_model_run(run.info.run_id, target)  # checkpoint + curves on the model's run
     return target
 

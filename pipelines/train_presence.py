@@ -23,7 +23,6 @@ from __future__ import annotations
 import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
 
 # isort: split
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,9 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from components.config import check, check_path, cli, run_pipeline, to_dict
-from components.data.build import build_synthetic, check_synthetic_options
+from components.data.build import check_synthetic_options, probe_world
 from components.data.shards import shard_files
 from components.data.storage import child, join, ray_paths, staged_dir
-from components.data.synthetic import SyntheticSpec
 from components.models.backbone import BackboneConfig
 from components.runtime import init_ray
 from components.tracking import (
@@ -46,7 +44,7 @@ from components.tracking import (
     write_outputs,
 )
 from components.training.loop import TrainConfig
-from components.training.trainer import ScalingSettings, best_checkpoint, fit
+from components.training.trainer import ScalingSettings, best_checkpoint, export_checkpoint, fit
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "train_presence.yaml"
 TARGETS = ("objects", "features")
@@ -99,14 +97,9 @@ def prepare_data(data: PresenceData) -> Path | str:
     the same settings, so a probe of the trained backbone reuses the build."""
     if data.data:
         return child(data.data)
-    shares = "".join(f"-{k}{v:g}" for k, v in data.splits.items())
-    name = f"{data.world}-n{data.num_scenes}-s{data.seed}-{data.image_size}px{shares}"
-    path = Path(data.root) / name
-    if not (path / "card.json").exists():  # written last: its absence = unfinished
-        overrides = (("splits", dict(data.splits)),) if data.splits else ()
-        spec = SyntheticSpec(data.world, data.seed, 1.0, data.image_size, overrides)
-        build_synthetic(spec, data.num_scenes, path)
-    return path
+    return probe_world(
+        data.root, data.world, data.num_scenes, data.seed, data.image_size, data.splits
+    )
 
 
 def label_count(split_dir: Path | str, target: str) -> int:
@@ -155,10 +148,7 @@ def train_one(config, target: str, data, parent_run_id: str, out: Path) -> Path:
             mlflow={"tracking_uri": tracking_uri(), "run_id": run.info.run_id},
             val_dataset=val,
         )
-    target_dir = out / target / "checkpoint"
-    shutil.rmtree(target_dir, ignore_errors=True)
-    with best_checkpoint(result).as_directory() as directory:
-        shutil.copytree(directory, target_dir)
+    target_dir = export_checkpoint(best_checkpoint(result), out / target / "checkpoint")
     finish_model_run(run.info.run_id, target_dir)
     return target_dir
 

@@ -146,6 +146,19 @@ def build_synthetic(
         return _build(spec, num_scenes, out, rows_per_shard, num_cpus_per_task, num_actors)
 
 
+def probe_world(
+    root: str | Path, world: str, num_scenes: int, seed: int, image_size: int, splits: dict
+) -> Path:
+    """A full-coverage world for probing, built once under a name that encodes its
+    settings, so probe_binding and train_presence (whose backbones it probes) share it."""
+    shares = "".join(f"-{k}{v:g}" for k, v in splits.items())
+    path = Path(root) / f"{world}-n{num_scenes}-s{seed}-{image_size}px{shares}"
+    if not (path / "card.json").exists():  # written last: its absence = unfinished
+        overrides = (("splits", dict(splits)),) if splits else ()
+        build_synthetic(SyntheticSpec(world, seed, 1.0, image_size, overrides), num_scenes, path)
+    return path
+
+
 def _build(
     spec: SyntheticSpec,
     num_scenes: int,

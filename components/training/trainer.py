@@ -76,6 +76,16 @@ def decode_stage(
     return decoded, nested_columns(schema)
 
 
+def export_checkpoint(checkpoint, target: Path) -> Path:
+    """Copy a Ray Train checkpoint to a plain local folder, replacing an earlier run's."""
+    import shutil
+
+    shutil.rmtree(target, ignore_errors=True)
+    with checkpoint.as_directory() as directory:
+        shutil.copytree(directory, target)
+    return target
+
+
 def best_checkpoint(result):
     """The checkpoint with the lowest val_loss when validation ran, else the latest."""
     scored = [(c, m) for c, m in (result.best_checkpoints or []) if "val_loss" in m]
