@@ -18,7 +18,9 @@ reported as ``startup_seconds``). ``profile=1`` writes torch.profiler's top oper
 model to DIR/profile_<model>.txt. ``device=cuda`` times the same steps on a GPU, bf16
 autocast on unless ``amp=0`` and ``torch.compile`` with ``compile=1``, synchronising around
 each step; ``models=`` adds NegCLIP and DCSM (a step of DCSM's scorer on cached dense features,
-which are computed first on the same device). Everything lands in DIR/results.json.
+which are computed first on the same device). OC-CLIP is the model make run trains: the
+``occlip`` block of pipelines/configs/train_occlip.yaml, with ``occlip.KEY=VALUE`` on top.
+Everything lands in DIR/results.json.
 """
 
 from __future__ import annotations
@@ -47,11 +49,14 @@ from components.training.trainer import ScalingSettings, fit
 MODELS = ("clip", "occlip")  # the ratio the issue targets; models= adds negclip and dcsm
 DISTINCT_ROWS = 256  # rendered once, repeated to fill a Ray run's epoch
 CPU = torch.device("cpu")
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "pipelines/configs/train_occlip.yaml"
 
 
 def occlip_options(options: dict[str, str]) -> dict:
-    """``occlip.num_default_tokens=1`` and the like: OC-CLIP's options, typed by YAML."""
-    return {
+    """OC-CLIP's options of the default pipeline config (the model make run trains, not the
+    constructor's defaults), then ``occlip.num_default_tokens=1`` and the like, typed by YAML."""
+    defaults = yaml.safe_load(DEFAULT_CONFIG.read_text()).get("occlip") or {}
+    return defaults | {
         key.removeprefix("occlip."): yaml.safe_load(value)
         for key, value in options.items()
         if key.startswith("occlip.")
