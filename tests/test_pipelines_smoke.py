@@ -48,3 +48,18 @@ def test_smoke_config_runs_and_writes_results(config, ray_cluster, mlflow_uri, t
     assert numbers and all(math.isfinite(x) for x in numbers)
     runs = mlflow.search_runs(search_all_experiments=True)
     assert len(runs) >= 1
+    if config.stem in TRAINING_PIPELINES:
+        assert_test_read_only_at_the_end(out / "split_access.json")
+
+
+TRAINING_PIPELINES = ("train_occlip", "train_dcsm")  # they select on val, then read test
+
+
+def assert_test_read_only_at_the_end(log_file: Path) -> None:
+    """Every read of a test split comes after every other read, and only for the final table."""
+    log = json.loads(log_file.read_text())
+    is_test = [entry["split"].startswith("test") for entry in log]
+    assert any(is_test) and not all(is_test), log
+    first = is_test.index(True)
+    assert all(is_test[first:]), log
+    assert {entry["purpose"] for entry in log[first:]} == {"final"}, log
