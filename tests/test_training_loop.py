@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import ray.data
+import ray.train
 import torch
 
 from components.data.synthetic import SceneRowBuilder, SyntheticSpec
@@ -13,7 +14,7 @@ from components.models.occlip import OCCLIP
 from components.training.decode import batch_rows, decode_batch, nested_columns
 from components.training.loop import TrainConfig, epoch_batches
 from components.training.progress import format_duration, format_line
-from components.training.trainer import check_rows, decode_stage
+from components.training.trainer import check_rows, decode_stage, export_checkpoint
 
 SPEC = SyntheticSpec("clevr_pairs", seed=2, coverage=0.7, image_size=64)
 
@@ -114,3 +115,20 @@ def test_progress_line_has_step_epoch_loss_parts_lr_rate_wait_and_eta():
         "| 84.2 samples/s | data 1.3% | ETA 4m12s"
     )
     assert format_duration(3725) == "1h02m" and format_duration(9.4) == "9s"
+
+
+def test_an_exported_local_checkpoint_shares_its_bytes_and_replaces_an_earlier_export(tmp_path):
+    source = tmp_path / "ray" / "step-2"
+    source.mkdir(parents=True)
+    (source / "model.safetensors").write_bytes(b"weights")
+    stale = tmp_path / "out" / "checkpoint"
+    stale.mkdir(parents=True)
+    (stale / "old.bin").write_bytes(b"earlier run")
+
+    target = export_checkpoint(ray.train.Checkpoint.from_directory(str(source)), stale)
+
+    assert sorted(p.name for p in target.iterdir()) == ["model.safetensors"]
+    assert (target / "model.safetensors").read_bytes() == b"weights"
+    assert (target / "model.safetensors").stat().st_ino == (
+        source / "model.safetensors"
+    ).stat().st_ino
