@@ -140,6 +140,19 @@ def test_attention_probe_reads_tokens_and_is_teacher_forced():
     assert torch.equal(logits[:, :11], probe(tokens, changed)[:, :11])
 
 
+def test_attention_queries_equal_the_projection_of_summed_query_vectors():
+    # The probe projects e_k and g_i separately; the defining formula projects their sum.
+    torch.manual_seed(0)
+    probe = make_probe("attention", 8, 16, rank=4)
+    tokens, labels = torch.randn(5, 1 + 9, 8), torch.randint(0, 2, (5, 16)).float()
+    offset = ((labels - 0.5)[:, None, :] * torch.tril(torch.ones(16, 16), -1)) @ probe.label_query
+    queries = probe.query(probe.head_query + offset)
+    scores = torch.einsum("bkd,bnd->bkn", queries, tokens[:, 1:]) / 8**0.5
+    torch.testing.assert_close(
+        probe.attention(tokens, labels), scores.softmax(-1), atol=1e-6, rtol=1e-5
+    )
+
+
 def test_bits_per_image_is_summed_bce_in_bits():
     probe = make_probe("linear", 3, 4)
     torch.nn.init.zeros_(probe.weight), torch.nn.init.zeros_(probe.label_weight)

@@ -169,9 +169,13 @@ class AttentionProbe(_AutoregressiveProbe):
         self.dim = dim
 
     def attention(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """a (B, K, N): where head k looks among the N spatial tokens."""
-        offset = ((labels - 0.5)[:, None, :] * self.causal) @ self.label_query  # (B, K, D)
-        queries = self.query(self.head_query + offset)  # (B, K, D)
+        """a (B, K, N): where head k looks among the N spatial tokens.
+
+        W_q is linear, so it is applied to the (K, D) parameters e and g rather than to the
+        (B, K, D) sums: the same queries for a third of the probe's arithmetic.
+        """
+        conditioned = (labels - 0.5)[:, None, :] * self.causal  # (B, K, K): y~_{k,i}
+        queries = self.query(self.head_query) + conditioned @ self.query(self.label_query)
         scores = torch.einsum("bkd,bnd->bkn", queries, tokens[:, 1:]) / math.sqrt(self.dim)
         return scores.softmax(-1)
 
