@@ -116,6 +116,10 @@ class ProbeBindingConfig:
     patch_labels: list[str] = field(default_factory=lambda: ["foreground", "majority"])
     pair_rank: int = 100  # rank of the low_rank pair probe
     pair_fit: FitConfig = field(default_factory=FitConfig)
+    # pair family -> fit overrides. The cosine threshold needs lr 0.1 to leave its init
+    # (scale 10, bias 0) in 8 epochs: at the shared 1e-3 it scored below the constant
+    # (chosen on clevr val accuracy, docs/probes.md)
+    pair_fit_by_family: dict[str, Any] = field(default_factory=lambda: {"cosine": {"lr": 0.1}})
     heatmap_images: int = 3  # images shown with IsSameObject heatmaps
     out: str = "outputs/probe_binding"  # output folder: features, results, plots, report
     experiment: str = "probe_binding"  # MLflow experiment name
@@ -147,13 +151,16 @@ def exact_entropies(world, split_names: dict[str, str]) -> dict[str, float] | No
     return world.entropies(split_names["test"]) if hasattr(world, "entropies") else None
 
 
-def family_fit(config: ProbeBindingConfig, family: str) -> FitConfig:
-    """The shared fit with this family's overrides (e.g. linear converges at a larger lr)."""
-    overrides = dict(config.fit_by_family.get(family, {}))
+def family_fit(config: ProbeBindingConfig, family: str, pairs: bool = False) -> FitConfig:
+    """The shared fit with this family's overrides (e.g. linear converges at a larger lr);
+    ``pairs`` picks the IsSameObject fit and its overrides."""
+    name = "pair_fit_by_family" if pairs else "fit_by_family"
+    overrides = dict(getattr(config, name).get(family, {}))
     unknown = set(overrides) - set(FitConfig.__dataclass_fields__)
     if unknown:
-        raise ValueError(f"fit_by_family.{family}: unknown keys {sorted(unknown)}")
-    return FitConfig(**{**to_dict(config.fit), **overrides})
+        raise ValueError(f"{name}.{family}: unknown keys {sorted(unknown)}")
+    base = config.pair_fit if pairs else config.fit
+    return FitConfig(**{**to_dict(base), **overrides})
 
 
 def run_controls(config, features, world, entropies) -> dict[str, Any]:
@@ -250,7 +257,7 @@ def probe_layer(
                     family,
                     policy=config.pair_policy,
                     rank=config.pair_rank,
-                    fit=config.pair_fit,
+                    fit=family_fit(config, family, pairs=True),
                 )
                 same_object[f"{labelling}/{family}"] = scores
                 print(

@@ -67,6 +67,14 @@ def test_smoke_pipeline_writes_controls_aligned_features_results_and_plots(
     objects = np.asarray(features["object_code"]).reshape(-1, 8, 8)
     expected_f = np.concatenate([objects.max(2), objects.max(1)], 1)
     assert np.array_equal(expected_f, features["feature_code"])
+    # Row i is row i of the split's shards in file order (whatever order Ray yields), so a
+    # rerun gives the same files and the same probe numbers.
+    import pyarrow.parquet as pq
+
+    shards = [pq.read_table(f, columns=["object_code"]) for f in meta["shards"]]
+    in_file_order = np.concatenate([np.stack(t.column(0).to_pylist()) for t in shards])
+    assert np.array_equal(in_file_order, features["object_code"])
+    assert meta["row_order"] == "shards"
     # Patch objects are objects of that scene.
     present = np.asarray(features["patch_objects_foreground"])
     rows, cols = np.nonzero(present >= 0)
@@ -126,3 +134,19 @@ def test_clevr_runs_same_object_without_entropies(ray_cluster, mlflow_uri, tmp_p
             for labels in ("majority", "foreground")
             for family in ("cosine", "quadratic")
         }
+
+
+def test_family_overrides_change_only_their_own_fit():
+    from pipelines.probe_binding import ProbeBindingConfig, family_fit
+
+    config = ProbeBindingConfig(
+        fit_by_family={"linear": {"lr": 0.1}}, pair_fit_by_family={"cosine": {"lr": 0.2}}
+    )
+    config.fit.lr, config.pair_fit.lr = 0.01, 0.001
+    assert family_fit(config, "linear").lr == 0.1
+    assert family_fit(config, "quadratic").lr == 0.01
+    assert family_fit(config, "cosine", pairs=True).lr == 0.2
+    assert family_fit(config, "quadratic", pairs=True).lr == 0.001
+    bad = ProbeBindingConfig(pair_fit_by_family={"cosine": {"lrr": 1.0}})
+    with pytest.raises(ValueError, match=r"pair_fit_by_family\.cosine: unknown keys \['lrr'\]"):
+        family_fit(bad, "cosine", pairs=True)

@@ -36,7 +36,10 @@ from PIL import Image
 
 from components.probes.same_object import patch_labels_from_mask
 
-INPUT_COLUMNS = ["image", "mask", "objects", "object_code", "feature_code", "split"]
+INPUT_COLUMNS = ["id", "image", "mask", "objects", "object_code", "feature_code", "split"]
+# Row i of every array is row i of the split's shards read in file order, whatever order
+# Ray Data yields batches in; meta.json records it so features written otherwise are redone.
+ROW_ORDER = "shards"
 TOKEN_SPACES = ("residual", "projected")
 
 
@@ -130,7 +133,7 @@ class TokenExtractor:
             ]
         ).to(self.device)
         tokens = layer_tokens(self.backbone, images, self.layers, self.config.token_space)
-        out: dict[str, np.ndarray] = {"split": np.asarray(batch["split"])}
+        out: dict[str, np.ndarray] = {"split": np.asarray(batch["split"]), "id": batch["id"]}
         for layer, t in tokens.items():
             t = t.float()
             out[f"layer{layer}_cls"] = t[:, 0].cpu().numpy()
@@ -174,8 +177,9 @@ def extract_features(
     """Stream every split's shards through one model actor pool into ``out/<split>/*.npy``.
 
     One Ray Data job for all splits, so the actors start once. Rows are routed by their
-    ``split`` column and land in the order Ray Data yields them; every array of a row is
-    written at the same index, so the files of a split stay aligned. The caller owns
+    ``split`` column and written at their ``id``'s position in the split's shards (file
+    order), not in the order Ray Data yields them: the same shards give the same files, so a
+    probe's shuffled minibatches, and its numbers, repeat run to run. The caller owns
     ``ray.init``. Returns each split's meta.
     """
     import pyarrow.parquet as pq
@@ -190,9 +194,8 @@ def extract_features(
             missing = set(INPUT_COLUMNS) - set(pq.read_schema(path).names)
             if missing:
                 raise ValueError(f"{path}: missing columns {sorted(missing)} needed for probing")
-    num_rows = {
-        split: sum(pq.read_metadata(f).num_rows for f in paths) for split, paths in files.items()
-    }
+    positions = {split: row_positions(paths) for split, paths in files.items()}
+    num_rows = {split: len(p) for split, p in positions.items()}
     out = Path(out)
     reused = reusable_features(out, files, num_rows, model, config)
     if reused is not None:
@@ -212,16 +215,19 @@ def extract_features(
         )
     )
     arrays: dict[str, dict[str, np.ndarray]] = {split: {} for split in files}
-    offsets = dict.fromkeys(files, 0)
+    written = {split: np.zeros(n, dtype=bool) for split, n in num_rows.items()}
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-        row_splits = batch.pop("split")
+        row_splits, row_ids = batch.pop("split"), batch.pop("id")
         for split in np.unique(row_splits):
             if split not in arrays:
                 raise ValueError(
                     f"extract_features: a row has split {split!r}; expected one of {sorted(files)}"
                 )
             rows = np.flatnonzero(row_splits == split)
-            start = offsets[split]
+            index = np.array([positions[split][i] for i in row_ids[rows]], dtype=np.int64)
+            if written[split][index].any():
+                raise RuntimeError(f"extract_features: a row of {split!r} arrived twice")
+            written[split][index] = True
             for name, values in batch.items():
                 if name not in arrays[split]:
                     (out / split).mkdir(parents=True, exist_ok=True)
@@ -231,13 +237,13 @@ def extract_features(
                         dtype=values.dtype,
                         shape=(num_rows[split], *values.shape[1:]),
                     )
-                arrays[split][name][start : start + len(rows)] = values[rows]
-            offsets[split] = start + len(rows)
+                arrays[split][name][index] = values[rows]
     metas = {}
     for split, split_arrays in arrays.items():
-        if offsets[split] != num_rows[split]:
+        if not written[split].all():
             raise RuntimeError(
-                f"extract_features: wrote {offsets[split]} rows of {split!r}, its shards hold {num_rows[split]}"
+                f"extract_features: wrote {int(written[split].sum())} rows of {split!r}, "
+                f"its shards hold {num_rows[split]}"
             )
         for array in split_arrays.values():
             array.flush()
@@ -252,9 +258,24 @@ def extract_features(
             "config": asdict(config),
             "seconds": time.perf_counter() - started,
             "shards": files[split],
+            "row_order": ROW_ORDER,
         }
         (out / split / "meta.json").write_text(json.dumps(metas[split], indent=2))
     return metas
+
+
+def row_positions(paths: list[str]) -> dict[str, int]:
+    """id -> row index over ``paths`` read in order; a repeated id is an error, since two
+    rows would then claim one position."""
+    import pyarrow.parquet as pq
+
+    ids = [
+        i for path in paths for i in pq.read_table(path, columns=["id"]).column("id").to_pylist()
+    ]
+    positions = {sample_id: index for index, sample_id in enumerate(ids)}
+    if len(positions) != len(ids):
+        raise ValueError(f"extract_features: repeated ids in {paths[0]} ... ({len(paths)} files)")
+    return positions
 
 
 def reusable_features(
@@ -280,6 +301,7 @@ def reusable_features(
             and meta.get("rows") == num_rows[split]
             and meta.get("model") == model
             and meta.get("config") == asdict(config)
+            and meta.get("row_order") == ROW_ORDER
         )
         if not same:
             return None
