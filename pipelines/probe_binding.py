@@ -270,14 +270,17 @@ def probe_layer(
 
 # -- plots -----------------------------------------------------------------------------
 def plot_binding_bars(results: dict[str, Any], path: Path) -> None:
-    """beta and beta* per probe family, one group of bars per layer."""
+    """beta and beta* per probe family, one group of bars per layer; no file when no family
+    was scored (worlds without exact entropies)."""
+    names = sorted({n for r in results.values() for n in r["binding"]})
+    if not names:
+        return
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     layers = list(results)
-    names = sorted({n for r in results.values() for n in r["binding"]})
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
     width = 0.8 / max(len(names), 1)
     for ax, key in zip(axes, ("beta", "beta_star"), strict=True):

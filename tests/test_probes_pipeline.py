@@ -122,6 +122,8 @@ def test_clevr_runs_same_object_without_entropies(ray_cluster, mlflow_uri, tmp_p
     )
     results = json.loads((out / "results.json").read_text())
     assert results["controls"] is None and results["entropies"] is None
+    assert not (out / "plots" / "binding_bars.png").exists()  # no bits, no empty bar chart
+    assert (out / "plots" / "same_object_vs_layer.png").is_file()
     assert results["split_names"]["test"] == "test_seen"
     assert set(results["probes"]) == {"layer0", "layer3"}
     for layer in results["probes"].values():
