@@ -213,3 +213,17 @@ def test_quadratically_bound_representation_is_invisible_to_linear_probes(world,
     assert linear["beta_star"] <= 0.05
     # ... while a rank-8 quadratic reads most of the 2 bits of O|F.
     assert quadratic["beta_star"] >= 0.8
+
+
+def test_a_seeded_probe_starts_the_same_whatever_ran_before_it():
+    from components.probes.same_object import make_pair_probe
+
+    first = make_probe("attention", 8, 16, rank=4, seed=3).state_dict()
+    torch.rand(1000)  # another probe's init or shuffle in the same process
+    again = make_probe("attention", 8, 16, rank=4, seed=3).state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    other = make_probe("attention", 8, 16, rank=4, seed=4).state_dict()
+    assert not torch.equal(first["head_query"], other["head_query"])
+    pair = make_pair_probe("quadratic", 8, seed=3).state_dict()
+    torch.rand(1000)
+    assert torch.equal(pair["w"], make_pair_probe("quadratic", 8, seed=3).state_dict()["w"])

@@ -180,6 +180,7 @@ def fit_target(
         hidden=options.hidden,
         layers=options.layers,
         groups=tuple(trial["groups"]) if trial["groups"] else None,
+        seed=fit.seed,
     )
     return fit_probe(probe, data["train"], data["val"], data["test"], fit, on_epoch)
 

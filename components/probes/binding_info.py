@@ -204,8 +204,15 @@ def make_probe(
     hidden: int = 256,
     layers: int = 4,
     groups: tuple[int, int] | None = None,
+    seed: int | None = None,
 ) -> nn.Module:
-    """The one factory: a teacher-forced probe mapping (z, labels) -> logits (B, K)."""
+    """The one factory: a teacher-forced probe mapping (z, labels) -> logits (B, K).
+
+    ``seed`` draws the initial weights from that seed, so a probe's numbers depend on its
+    fit config alone, not on which probes the process built before it.
+    """
+    if seed is not None:
+        torch.manual_seed(seed)
     if family == "linear":
         return LinearProbe(dim, num_bits)
     if family == "quadratic":
@@ -474,6 +481,7 @@ def measure_binding(
             hidden=options.hidden,
             layers=options.layers,
             groups=groups,
+            seed=fit.seed,
         )
         result = fit_probe(probe, data["train"], data["val"], data["test"], fit)
         probes[target] = probe

@@ -135,8 +135,14 @@ class QuadraticPairProbe(nn.Module):
         return x @ self.symmetric_weight() @ x.transpose(1, 2) + self.bias  # (B, P, P)
 
 
-def make_pair_probe(family: str, dim: int, rank: int = 100) -> nn.Module:
-    """The one factory for IsSameObject probes: (B, P, C) patch tokens -> (B, P, P) logits."""
+def make_pair_probe(family: str, dim: int, rank: int = 100, seed: int | None = None) -> nn.Module:
+    """The one factory for IsSameObject probes: (B, P, C) patch tokens -> (B, P, P) logits.
+
+    ``seed``: as in ``make_probe``, the initial weights come from it, not from the process's
+    history.
+    """
+    if seed is not None:
+        torch.manual_seed(seed)
     if family == "cosine":
         return CosinePairProbe()
     if family == "linear":
@@ -293,7 +299,7 @@ def measure_same_object(
     """Fit one pair probe on train, select on val, report test accuracy beside the baselines."""
     fit = fit or FitConfig()
     dim = int(splits["train"].tokens.shape[-1])
-    probe = make_pair_probe(family, dim, rank)
+    probe = make_pair_probe(family, dim, rank, seed=fit.seed)
     result = fit_pair_probe(probe, splits["train"], splits["val"], splits["test"], fit, policy)
     scores = {
         "accuracy": result.test_accuracy,
