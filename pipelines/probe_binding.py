@@ -282,7 +282,7 @@ def plot_binding_bars(results: dict[str, Any], path: Path) -> None:
 
     layers = list(results)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
-    width = 0.8 / max(len(names), 1)
+    width = 0.8 / len(names)
     for ax, key in zip(axes, ("beta", "beta_star"), strict=True):
         for i, name in enumerate(names):
             heights = [results[layer]["binding"].get(name, {}).get(key, np.nan) for layer in layers]

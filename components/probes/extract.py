@@ -194,12 +194,15 @@ def extract_features(
             missing = set(INPUT_COLUMNS) - set(pq.read_schema(path).names)
             if missing:
                 raise ValueError(f"{path}: missing columns {sorted(missing)} needed for probing")
-    positions = {split: row_positions(paths) for split, paths in files.items()}
-    num_rows = {split: len(p) for split, p in positions.items()}
+    num_rows = {
+        split: sum(pq.read_metadata(f).num_rows for f in paths) for split, paths in files.items()
+    }
     out = Path(out)
     reused = reusable_features(out, files, num_rows, model, config)
     if reused is not None:
         return reused
+    # Read only when extracting: a reuse needs the row counts alone.
+    positions = {split: row_positions(paths) for split, paths in files.items()}
     gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
     started = time.perf_counter()
     dataset = (
