@@ -2,6 +2,8 @@
 
     python benchmarks/parse_quality.py out=DIR [root=../shared/reference/sugarcrepe]
         [baseline=FILE.py] [limit=N]
+    python benchmarks/parse_quality.py out=DIR parser=llm model=LOCAL_MODEL_DIR
+        [engine=auto|vllm|transformers] [batch_size=16] [max_new_tokens=256] [limit=N]
 
 For every SugarCrepe file (replace_att, replace_rel, ...) the spaCy parser parses each
 caption and its negative; the share of items whose graphs differ in the changed element
@@ -14,6 +16,11 @@ same Docs in the same run, so the speed ratio is measured, not remembered: CPU t
 synthetic captions (where 483 captions/s/core was measured); and object / attribute /
 relation F1 on the gold files of tests/data (the hand-labelled SugarCrepe set and the older
 regression guard). Writes DIR/results.json.
+
+``parser=llm`` scores the LLM parser (components/parsing/llm_parser.py) on a local model the
+same way: the same checks and gold files, with its reject reasons counted (a rejected
+caption scores as an empty graph) and wall-clock captions/s. ``limit=`` keeps the first N
+items per file, for a CPU or a quick look.
 """
 
 from __future__ import annotations
@@ -146,17 +153,104 @@ def gold_f1(nlp: Any, rule_sets: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def write_misses(out: Path, misses: dict[str, list[dict[str, Any]]]) -> None:
+    for kind, missed in misses.items():
+        with open(out / f"misses_{kind}.jsonl", "w") as f:
+            f.writelines(json.dumps(m) + "\n" for m in missed)
+
+
+def print_kinds(kinds: dict[str, Any], baseline: dict[str, Any] | None = None) -> None:
+    header = "| file | items | changed element differs | target | graphs differ at all |"
+    if baseline is not None:
+        header += " baseline |"
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for kind, row in kinds.items():
+        met = "met" if row["share"] >= TARGET else "below"
+        line = (
+            f"| {kind} | {row['items']} | {row['share']:.3f} | {met} | {row['graph_changed']:.3f} |"
+        )
+        if baseline is not None:
+            line += f" {baseline[kind]['share']:.3f} |"
+        print(line)
+
+
+def llm_quality(options: dict[str, str], items: dict[str, list[dict[str, str]]], out: Path) -> None:
+    """The LLM parser on the same checks: rejects count as empty graphs, reasons are kept."""
+    from collections import Counter
+
+    from components.parsing.llm_parser import LLMParser
+    from components.parsing.metrics import parse_f1
+    from components.parsing.scene_graph import SceneGraph
+
+    if "model" not in options:
+        raise SystemExit("parser=llm needs model=LOCAL_MODEL_DIR (nothing is downloaded)")
+    parser = LLMParser(
+        model=options["model"],
+        engine=options.get("engine", "auto"),
+        batch_size=int(options.get("batch_size", 16)),
+        max_new_tokens=int(options.get("max_new_tokens", 256)),
+    )
+
+    def graphs_of(captions: list[str]) -> tuple[list[SceneGraph], Counter]:
+        results = parser.parse_results(captions)
+        graphs = [r.graph if r.graph is not None else SceneGraph() for r in results]
+        return graphs, Counter(r.reason or "parsed" for r in results)
+
+    texts = [
+        t for rows in items.values() for r in rows for t in (r["caption"], r["negative_caption"])
+    ]
+    start = time.perf_counter()
+    graphs, reasons = graphs_of(texts)
+    seconds = time.perf_counter() - start
+    kinds, misses = score(graphs, items)
+    write_misses(out, misses)
+    repo = Path(__file__).resolve().parents[1]
+    gold_f1: dict[str, Any] = {}
+    for name, path in GOLD_SETS.items():
+        rows = [json.loads(line) for line in (repo / path).read_text().splitlines() if line]
+        predicted, gold_reasons = graphs_of([r["caption"] for r in rows])
+        gold = [SceneGraph.from_dict(r["graph"]) for r in rows]
+        gold_f1[name] = {
+            "captions": len(rows),
+            "reasons": dict(gold_reasons),
+            **{k: v["f1"] for k, v in parse_f1(predicted, gold).items()},
+        }
+    summary = {
+        "parser": f"llm:{parser.version}",
+        "target": TARGET,
+        "kinds": kinds,
+        "captions": len(texts),
+        "reasons": dict(reasons),
+        "captions_per_s_wall": len(texts) / seconds,
+        "gold_f1": gold_f1,
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"\n{len(texts)} captions, parser {summary['parser']}\n")
+    print_kinds(kinds)
+    print(f"\noutcomes: {dict(reasons)}; {summary['captions_per_s_wall']:.2f} captions/s (wall)")
+    for name, row in gold_f1.items():
+        f1 = ", ".join(f"{k} {row[k]:.3f}" for k in ("object", "attribute", "relation"))
+        print(f"gold F1 on {name} ({row['captions']} captions): {f1}; {row['reasons']}")
+
+
 def main(argv: list[str]) -> None:
     options = dict(a.split("=", 1) for a in argv)
     if "out" not in options:
         raise SystemExit(
             "usage: python benchmarks/parse_quality.py out=DIR [root=...] [baseline=FILE]"
+            " | parser=llm model=DIR"
         )
     out = Path(options["out"])
     out.mkdir(parents=True, exist_ok=True)
     items = load_items(
         Path(options.get("root", DEFAULT_ROOT)), int(options.get("limit", 0)) or None
     )
+    parser_name = options.get("parser", "spacy")
+    if parser_name == "llm":
+        return llm_quality(options, items, out)
+    if parser_name != "spacy":
+        raise SystemExit(f"parser={parser_name!r}: choose spacy or llm")
 
     from components.parsing.spacy_parser import SpacyParser, graph_from_doc, load_spacy
 
@@ -168,9 +262,7 @@ def main(argv: list[str]) -> None:
     docs = list(nlp.pipe(texts, batch_size=256))
     graphs, _, errors = rules_over(graph_from_doc, docs)
     kinds, misses = score(graphs, items)
-    for kind, missed in misses.items():
-        with open(out / f"misses_{kind}.jsonl", "w") as f:
-            f.writelines(json.dumps(m) + "\n" for m in missed)
+    write_misses(out, misses)
     rule_sets = {"current": graph_from_doc}
     summary: dict[str, Any] = {
         "parser": version,
@@ -197,19 +289,7 @@ def main(argv: list[str]) -> None:
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
 
     print(f"\n{summary['captions']} captions, parser {summary['parser']}\n")
-    header = "| file | items | changed element differs | target | graphs differ at all |"
-    if "baseline" in summary:
-        header += " baseline |"
-    print(header)
-    print("|" + "---|" * (header.count("|") - 1))
-    for kind, row in summary["kinds"].items():
-        met = "met" if row["share"] >= TARGET else "below"
-        line = (
-            f"| {kind} | {row['items']} | {row['share']:.3f} | {met} | {row['graph_changed']:.3f} |"
-        )
-        if "baseline" in summary:
-            line += f" {summary['baseline']['kinds'][kind]['share']:.3f} |"
-        print(line)
+    print_kinds(summary["kinds"], summary["baseline"]["kinds"] if "baseline" in summary else None)
     print(
         f"\nrule exceptions: {errors}"
         + (f" (baseline {base_errors})" if "baseline" in summary else "")

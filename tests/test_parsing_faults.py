@@ -82,6 +82,16 @@ def test_deeply_nested_answer_is_a_counted_reject_not_a_recursion_error():
     assert "nests too deeply" in results[0].detail
 
 
+def test_a_cut_off_answer_is_a_counted_reject_not_an_empty_graph():
+    """Seen with SmolLM2-135M-Instruct: an answer cut off at max_new_tokens, whose first
+    balanced {...} is one of its objects, passed as an empty graph with no reject."""
+    cut = '{"objects": [{"name": "girl", "attributes": ["young"], "negated": false}, {"name": "fo'
+    backend = AnswersByCaption({"a young girl": cut, "a white cat": CAT})
+    results = LLMParser(backend=backend).parse_results(["a young girl", "a white cat"])
+    assert [r.reason for r in results] == [REJECT_NOT_JSON, None]
+    assert results[0].graph is None and 'no "objects"' in results[0].detail
+
+
 class FailingBackend(AnswersByCaption):
     """Raises (like a CUDA OOM) on any batch holding ``poison``, ``times`` times at most."""
 

@@ -164,6 +164,31 @@ def test_tiny_local_causal_lm_runs_end_to_end_and_its_garbage_is_rejected(tmp_pa
 
 
 @pytest.mark.slow
+def test_parse_quality_benchmark_scores_the_llm_parser_and_counts_its_rejects(tmp_path):
+    """benchmarks/parse_quality.py parser=llm: the issue's SugarCrepe check and gold F1 for
+    the LLM route, on a real local model (here random: every answer a counted reject)."""
+    pytest.importorskip("transformers")
+    import importlib
+
+    from components.parsing.quality import CHANGE_CHECKS
+
+    model, out = tmp_path / "model", tmp_path / "out"
+    _tiny_bpe_llama(model)
+    benchmark = importlib.import_module("benchmarks.parse_quality")
+    benchmark.main([f"out={out}", "parser=llm", f"model={model}", "engine=transformers",
+                    "limit=1", "max_new_tokens=4", "batch_size=32"])  # fmt: skip
+    results = json.loads((out / "results.json").read_text())
+    kinds = [k for k in CHANGE_CHECKS if k != "swap_att"]  # SugarCrepe's six files
+    assert sorted(results["kinds"]) == sorted(kinds)
+    assert all(row["items"] == 1 and row["share"] == 0.0 for row in results["kinds"].values())
+    assert results["reasons"] == {REJECT_NOT_JSON: 2 * len(kinds)}
+    gold = results["gold_f1"]["sugarcrepe_hand_labelled"]
+    assert gold["reasons"] == {REJECT_NOT_JSON: 150} and gold["object"] == 0.0
+    assert results["parser"] == f"llm:{model}+prompt{PROMPT_VERSION}"
+    assert all((out / f"misses_{k}.jsonl").read_text().count("\n") == 1 for k in kinds)
+
+
+@pytest.mark.slow
 def test_vllm_backend_decodes_only_scene_graph_json(tmp_path):
     """Schema-guided decoding: even random weights can only emit schema-valid JSON."""
     pytest.importorskip("vllm")

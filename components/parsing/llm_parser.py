@@ -150,7 +150,11 @@ def graph_from_answer(text: str) -> SceneGraph:
         raise AnswerNotJSON("answer nests too deeply to be a scene graph") from err
     if not isinstance(data, dict):
         raise AnswerNotJSON("answer must be a JSON object")
-    objects = data.get("objects", [])
+    if "objects" not in data:
+        # A cut-off answer's first balanced {...} is one of its objects: read as a graph it
+        # would be an empty one, and the caption would pass as parsed with nothing in it.
+        raise AnswerNotJSON('answer has no "objects" (cut off at max_new_tokens?)')
+    objects = data["objects"]
     if isinstance(objects, list):
         # Tolerate bare strings for attribute-less objects: "objects": ["man", ...].
         data["objects"] = [

