@@ -583,10 +583,9 @@ class _GraphBuilder:
         head noun excluded: they are its name."""
         root = chunk.root
         skip: set[int] = set(exclude) | set(range(_hyphen_start(root), root.i + 1))
-        adverbial = adverbial_noun_modifiers(chunk) | manner_adverbs(chunk)  # "a FLOWERY field"
-        adverbial |= {
-            t.i for t in chunk if t.head.i == root.i and misread_compound(t)
-        }  # "BATHROOM sink"
+        # "a FLOWERY field", "a NEATLY made bed", "a white BATHROOM sink"
+        compounds = {t.i for t in chunk if t.head.i == root.i and misread_compound(t)}
+        adverbial = adverbial_noun_modifiers(chunk) | manner_adverbs(chunk) | compounds
         for token in chunk:
             if token.i in adverbial:
                 continue
