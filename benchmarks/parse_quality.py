@@ -135,18 +135,27 @@ GOLD_SETS = {
 }
 
 
+def gold_sets() -> dict[str, tuple[list[str], list[Any]]]:
+    """{name: (captions, gold SceneGraphs)} of every gold file in tests/data."""
+    from components.parsing.scene_graph import SceneGraph
+
+    repo = Path(__file__).resolve().parents[1]
+    out = {}
+    for name, path in GOLD_SETS.items():
+        rows = [json.loads(line) for line in (repo / path).read_text().splitlines() if line]
+        out[name] = ([r["caption"] for r in rows], [SceneGraph.from_dict(r["graph"]) for r in rows])
+    return out
+
+
 def gold_f1(nlp: Any, rule_sets: dict[str, Any]) -> dict[str, Any]:
     """Object / attribute / relation F1 of each rule set on each gold file (tests/data)."""
     from components.parsing.metrics import parse_f1
     from components.parsing.scene_graph import SceneGraph
 
-    repo = Path(__file__).resolve().parents[1]
     out: dict[str, Any] = {}
-    for name, path in GOLD_SETS.items():
-        rows = [json.loads(line) for line in (repo / path).read_text().splitlines() if line]
-        gold = [SceneGraph.from_dict(r["graph"]) for r in rows]
-        docs = list(nlp.pipe([r["caption"] for r in rows]))
-        out[name] = {"captions": len(rows)}
+    for name, (captions, gold) in gold_sets().items():
+        docs = list(nlp.pipe(captions))
+        out[name] = {"captions": len(captions)}
         for rules_name, rules in rule_sets.items():
             graphs = [g or SceneGraph() for g in rules_over(rules, docs)[0]]
             out[name][rules_name] = {k: v["f1"] for k, v in parse_f1(graphs, gold).items()}
@@ -205,14 +214,11 @@ def llm_quality(options: dict[str, str], items: dict[str, list[dict[str, str]]],
     seconds = time.perf_counter() - start
     kinds, misses = score(graphs, items)
     write_misses(out, misses)
-    repo = Path(__file__).resolve().parents[1]
     gold_f1: dict[str, Any] = {}
-    for name, path in GOLD_SETS.items():
-        rows = [json.loads(line) for line in (repo / path).read_text().splitlines() if line]
-        predicted, gold_reasons = graphs_of([r["caption"] for r in rows])
-        gold = [SceneGraph.from_dict(r["graph"]) for r in rows]
+    for name, (captions, gold) in gold_sets().items():
+        predicted, gold_reasons = graphs_of(captions)
         gold_f1[name] = {
-            "captions": len(rows),
+            "captions": len(captions),
             "reasons": dict(gold_reasons),
             **{k: v["f1"] for k, v in parse_f1(predicted, gold).items()},
         }
