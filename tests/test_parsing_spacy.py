@@ -301,9 +301,14 @@ def test_misparsed_attributive_modifiers_become_attributes(parser, caption, phra
             "A cat sitting on the far side of a bed.",
             [("cat", "sitting on far side of", "bed")],
         ),
-        (  # a gerund with a noun of its own before it is a real clause
+        (  # a gerund with a noun of its own before it is a real clause (the model hangs
+            # "laptop" on it as a compound: the object of "at", not the gerund's subject)
             "Man looking at laptop playing video game in the dark",
-            [("man", "playing", "video game"), ("man", "in", "dark")],
+            [
+                ("man", "looking at", "laptop"),
+                ("man", "playing", "video game"),
+                ("man", "in", "dark"),
+            ],
         ),
         (  # after a clausal preposition a gerund's object is its object
             "A dog sleeping after eating food on a couch.",
@@ -416,6 +421,55 @@ def test_noun_tagged_clause_heads_are_read_by_form(parser, caption, phrases, tri
 )
 def test_subjects_the_model_misattached_still_act(parser, caption, triple):
     assert triple in parse(parser, caption).triples()
+
+
+# Rules 8: nouns the small model hung where no noun chunk holds them.
+@pytest.mark.parametrize(
+    ("caption", "phrases", "triples"),
+    [
+        (  # "bear" a compound of the participle after it: the participle's subject
+            "A large white polar bear playing in water.",
+            ["large white polar bear", "water"],
+            [("large white polar bear", "playing in", "water")],
+        ),
+        (  # ... and in the participle's place as the object of "in"
+            "A barefoot woman sitting in a double cushioned chair relaxing.",
+            ["barefoot woman", "double cushioned chair"],
+            [("barefoot woman", "sitting in", "double cushioned chair")],
+        ),
+        (  # the adjective read as the pobj and "back" as an adverb; "another" an object
+            "One zebra resting its head on the spotty back of another.",
+            ["head", "one zebra", "spotty another"],
+            [("one zebra", "resting", "head"), ("one zebra", "on back of", "spotty another")],
+        ),
+        (  # "glittery" the head with "stones" its appositive: one phrase
+            "Some glittery little stones sitting around a dime.",
+            ["dime", "glittery little stones"],
+            [("glittery little stones", "sitting around", "dime")],
+        ),
+        (  # "fenced" a VERB with an article, "in area" hung on it: area [wooden, fenced]
+            "A group of cows in a wooden fenced in area.",
+            ["group cows", "wooden fenced area"],
+            [("group cows", "in", "wooden fenced area")],
+        ),
+    ],
+)
+def test_nouns_the_model_hung_on_other_words_are_objects(parser, caption, phrases, triples):
+    graph = parse(parser, caption)
+    assert sorted(graph.node_phrases()) == phrases
+    assert graph.triples() == triples
+
+
+@pytest.mark.parametrize(
+    ("caption", "absent"),
+    [  # a plural the model tagged as a verb is no clause: "kitchen" is no subject of it
+        ("A collection of kitchen utensils in a metal bowl.", "kitchen"),
+        # a reciprocal "one another" names no new object
+        ("Two dogs sitting next to one another.", "another"),
+    ],
+)
+def test_misread_noun_rules_leave_their_look_alikes(parser, caption, absent):
+    assert absent not in [o.name for o in parse(parser, caption).objects]
 
 
 def test_a_noun_before_a_past_form_is_no_subject(parser):

@@ -9,6 +9,7 @@ en_core_web_sm often misreads a rare attributive adjective or participle before 
     "a POINTY pink flat shoe"            pointy     ADJ advmod of "pink"
     "a NEATLY made bed"                  neatly     ADV advmod of "made", skipped as an adverb
     "the SMUDGED side of a train"        smudged    amod of the relational noun "side"
+    "in a FENCED in area"                fenced     VERB pobj of "in", "area" under its "in"
 
 Each reading loses the word (or turns it into a relation "sparkling" from the walker to the
 sand). These are structural tests, no word lists: a verb cannot take a bare, article-less
@@ -110,13 +111,45 @@ def participle_object(verb: Any) -> Any:
     return next(c for c in verb.children if c.dep_ == "dobj")
 
 
+def article_participle_noun(verb: Any) -> Any:
+    """'area' for 'fenced' in "in a (wooden) FENCED in area", else None.
+
+    A verb takes no article, so a participle with one is attributive; the model hangs the
+    rest of the phrase ("in area") on it as its own preposition. The noun of that phrase,
+    bare and right after it, is what the participle describes.
+    """
+    if (
+        verb.pos_ != "VERB"
+        or verb.tag_ not in ("VBN", "VBD")
+        or not any(c.dep_ == "det" for c in verb.children)
+    ):
+        return None
+    for prep in verb.rights:
+        noun = next((c for c in prep.children if c.dep_ == "pobj"), None)
+        if (
+            prep.dep_ == "prep"
+            and prep.i == verb.i + 1
+            and noun is not None
+            and noun.pos_ in ("NOUN", "PROPN")
+            and noun.left_edge.i == prep.i + 1
+            and not any(c.dep_ in ("det", "poss") for c in noun.children)
+        ):
+            return noun
+    return None
+
+
 def leading_participles(root: Any) -> list[str]:
-    """Participles the model hung over ``root`` as its verb: "sparkling" for "sand"."""
+    """Participles the model hung over ``root`` as its verb: "sparkling" for "sand",
+    "wooden fenced" for "area" (with the participle's own adjectives)."""
     head = root.head
     if root.dep_ == "dobj" and head.i < root.i:
         obj = participle_object(head)
         if obj is not None and obj.i == root.i:
             return [head.lower_]
+    verb = head.head
+    if root.dep_ == "pobj" and getattr(article_participle_noun(verb), "i", None) == root.i:
+        described = [t.lower_ for t in verb.lefts if t.dep_ in ("amod", "compound")]
+        return [*described, verb.lower_]
     return []
 
 

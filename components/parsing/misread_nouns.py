@@ -14,6 +14,12 @@ no object), so "standing near" and "standing behind" gave one graph. In the thir
 Which reading holds is told by form, not by word lists: an -ing form, or a plural -s form
 after a singular subject with its article ("a couple waits", not "two teddy bears"), is a
 verb; any other noun directly after its "subject" is the head of one noun phrase.
+
+The reverse misreading loses a whole object: the noun before a participle is tagged as a
+``compound`` of it, as if it modified a verb ("A large white polar BEAR playing in water",
+"in a double cushioned CHAIR relaxing"), and no noun chunk holds it. A compound cannot
+modify a verb; the noun is the participle's subject and takes the verb's place where the
+verb stands as an object ("on a PHONE sitting next to glasses": on the phone).
 """
 
 from __future__ import annotations
@@ -62,4 +68,57 @@ def misread_compound(chunk_root: Any) -> Any:
         and not is_misread_verb(head)
     ):
         return head
+    return None
+
+
+def hung_subject(verb: Any) -> Any:
+    """The noun the model hung on the verb right after it as a ``compound`` ("polar BEAR
+    playing"), else None.
+
+    A finite form counts only as the main verb of a caption its noun phrase opens ("The
+    nomadic SHEEPHERD walks"): elsewhere it is mostly a plural noun the model tagged as a
+    verb ("a collection of kitchen UTENSILS", "holding tennis RACQUETS").
+    """
+    if verb.pos_ != "VERB" or verb.dep_ == "compound" or verb.i == 0:
+        return None
+    before = verb.doc[verb.i - 1]
+    participle = verb.tag_ in ("VBG", "VBN")
+    if not participle and not (verb.dep_ == "ROOT" and before.left_edge.i == 0):
+        return None
+    if (
+        before.dep_ == "compound"
+        and before.head.i == verb.i
+        and before.pos_ in ("NOUN", "PROPN")
+        and not any(c.dep_ in ("det", "poss") for c in verb.children)
+    ):
+        return before
+    return None
+
+
+# Tags of words that can stand inside one noun phrase between a modifier and its head.
+PHRASE_INNER_TAGS = frozenset(["JJ", "JJR", "JJS", "NN", "NNS", "NNP", "NNPS", "CD", "HYPH"])
+
+
+def misread_apposition(token: Any) -> Any:
+    """The noun the model set beside ``token`` as its appositive when ``token`` only
+    modifies it: "Some GLITTERY little stones", "A brown TEDDY bear", "a flat SCREEN TV".
+
+    A real appositive is set off ("a man, a woman") or has its own article ("a black
+    counter a sink"); one that follows its head at once, through adjectives and nouns only,
+    is the head of one noun phrase. -ing forms ("a person cross-country SKIING") and verbs
+    read as nouns ("a pole SPORTS street signs", a plural before the "appositive") are
+    clauses, not phrases.
+    """
+    if token.pos_ not in ("NOUN", "PROPN") or token.tag_ == "NNS" or is_misread_verb(token):
+        return None
+    for child in token.rights:
+        if (
+            child.dep_ == "appos"
+            and child.pos_ in ("NOUN", "PROPN")
+            and child.left_edge.i == token.i + 1
+            and not child.lower_.endswith("ing")
+            and not any(c.dep_ in ("det", "poss") for c in child.children)
+            and all(t.tag_ in PHRASE_INNER_TAGS for t in token.doc[token.i + 1 : child.i])
+        ):
+            return child
     return None

