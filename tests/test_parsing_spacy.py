@@ -131,6 +131,31 @@ def test_state_adjective_after_its_noun_is_an_attribute(parser):
 
 
 @pytest.mark.parametrize(
+    ("caption", "triples"),
+    [
+        (  # a relational noun as a verb's object joins the predicate
+            "A man kisses the top of a woman's head.",
+            [("man", "kisses top of", "head")],
+        ),
+        (  # ... and a noun coordinated with it keeps the bare verb
+            "A person sprays the inside of a toilet and a sink.",
+            [("person", "sprays inside of", "toilet"), ("person", "sprays", "sink")],
+        ),
+        (  # a body part is named, not a region: "the head of a sheep" is an object
+            "A person petting the head of a cute fluffy sheep.",
+            [("person", "petting", "head"), ("head", "of", "cute fluffy sheep")],
+        ),
+        (  # a phrase hung on a depictive adjective locates whom it describes
+            "Two boys sit cross legged in front of a sign.",
+            [("two boys", "sit", "cross"), ("two boys", "in front of", "sign")],
+        ),
+    ],
+)
+def test_relations_through_relational_objects_and_depictive_adjectives(parser, caption, triples):
+    assert parse(parser, caption).triples() == triples
+
+
+@pytest.mark.parametrize(
     ("caption", "absent"),
     [
         ("a bathroom with a white toilet and no window", "window"),

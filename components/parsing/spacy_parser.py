@@ -68,6 +68,7 @@ RELATIONAL_NOUNS = frozenset(
         "foot",
     ]
 )
+BODY_PARTS = frozenset(["head", "foot", "back"])  # relational nouns that also name a part
 # Nouns that count or group their "of" object: folded into it as an attribute.
 QUANTITY_NOUNS = frozenset(
     [
@@ -270,10 +271,15 @@ def result_from_doc(doc: Any) -> ParseResult:
 
 
 def _is_relational(token: Any) -> bool:
-    """'left' in "to the left of X": a located-by noun whose own 'of' names the object."""
+    """'left' in "to the left of X": a located-by noun whose own 'of' names the object.
+
+    As a verb's object too ("kisses the TOP of her head", "sprays the INSIDE of a toilet":
+    kisses top of head), except the words that are also body parts ("petting the HEAD of a
+    sheep" names the head).
+    """
     return (
         token.lower_ in RELATIONAL_NOUNS
-        and token.dep_ == "pobj"
+        and (token.dep_ == "pobj" or token.dep_ == "dobj" and token.lower_ not in BODY_PARTS)
         and any(c.dep_ == "prep" and c.lower_ == "of" for c in token.children)
     )
 
@@ -669,16 +675,7 @@ class _GraphBuilder:
                 and _is_verb(token.head)
                 and not _negated(token.head)
             ):
-                verb = _governing_verb(token.head)
-                predicate = self._verb_phrase(verb) if verb is not None else ""
-                for subject in self._subjects(verb) if verb is not None else []:
-                    for obj in _distributed(token):
-                        if obj.i in self.chained:  # "wearing [vest] catching [disc]"
-                            worn, participle = self.chained[obj.i]
-                            self._add(subject, predicate, worn)
-                            self._add(subject, participle.lower_, obj)
-                        else:
-                            self._add(subject, predicate, obj)
+                self._verb_object(token)
             elif (
                 token.dep_ == "acomp"
                 and token.pos_ == "ADJ"
@@ -693,6 +690,26 @@ class _GraphBuilder:
                     self._add_attribute(subject, token.lower_)
             self._state(token)
         self._share_coordinated_relations()
+
+    def _verb_object(self, token: Any) -> None:
+        """The relation from a verb's subjects to its object ``token``."""
+        verb = _governing_verb(token.head)
+        if verb is None:
+            return
+        predicate = self._verb_phrase(verb)
+        reached = [(predicate, obj) for obj in _distributed(token)]
+        if _is_relational(token):  # "sprays the inside of a toilet (and a sink)"
+            whole = _of_object(token)
+            located = [] if whole is None else _distributed(whole)
+            reached = [(f"{predicate} {token.lower_} of", w) for w in located] + reached[1:]
+        for subject in self._subjects(verb):
+            for said, obj in reached:
+                if obj.i in self.chained:  # "wearing [vest] catching [disc]"
+                    worn, participle = self.chained[obj.i]
+                    self._add(subject, said, worn)
+                    self._add(subject, participle.lower_, obj)
+                else:
+                    self._add(subject, said, obj)
 
     def _state(self, token: Any) -> None:
         """A state adjective after its noun is an attribute of it, like a predicate one.
@@ -777,6 +794,12 @@ class _GraphBuilder:
         ):
             words.insert(0, anchor.lower_)  # "next to" parsed as an adjective
             anchor = anchor.head
+        elif (
+            anchor.pos_ == "ADJ"
+            and anchor.dep_ in ("acl", "advcl", "xcomp", "oprd")
+            and prep.lower_ != "of"  # "a street EMPTY of men": the adjective's complement
+        ):
+            anchor = anchor.head  # "sitting cross LEGGED in front of a mirror": the sitter
         anchor, passed, outer = self._attachment(anchor, prep)
         words = passed + words  # "peeking out FROM under some covers"
         predicate = " ".join(words)
