@@ -156,6 +156,38 @@ def test_relations_through_relational_objects_and_depictive_adjectives(parser, c
 
 
 @pytest.mark.parametrize(
+    ("caption", "phrases", "triples"),
+    [
+        (  # "flies" a plural noun after "A white plane": a verb, "plane" its subject
+            "A white plane flies in the cloudy sky.",
+            ["cloudy sky", "white plane"],
+            [("white plane", "flies in", "cloudy sky")],
+        ),
+        (  # the clause the model hung on the "noun" hangs on the verb
+            "A tall giraffe stretches to reach high leaves on a tree.",
+            ["high leaves", "tall giraffe", "tree"],
+            [("tall giraffe", "reach", "high leaves"), ("tall giraffe", "on", "tree")],
+        ),
+    ],
+)
+def test_a_verb_swallowed_into_the_subject_phrase_is_repaired(parser, caption, phrases, triples):
+    graph = parse(parser, caption)
+    assert sorted(graph.node_phrases()) == phrases
+    assert graph.triples() == triples
+
+
+def test_parse_repairs_leave_the_callers_doc_alone(parser):
+    from components.parsing.parse_repairs import repaired
+
+    doc = parser.parse_docs(["A woman types on a laptop."])[0]
+    fixed = repaired(doc)
+    assert (doc[2].pos_, fixed[2].pos_) == ("NOUN", "VERB")  # "types": a copy was repaired
+    assert (doc[1].dep_, fixed[1].dep_) == ("compound", "nsubj")
+    unchanged = parser.parse_docs(["A beautiful woman cooking spices and food in a kitchen."])[0]
+    assert repaired(unchanged) is unchanged  # an -ing "subject" is a participle: no repair
+
+
+@pytest.mark.parametrize(
     ("caption", "absent"),
     [
         ("a bathroom with a white toilet and no window", "window"),

@@ -37,6 +37,7 @@ from components.parsing.misread_nouns import (
     misread_apposition,
     misread_compound,
 )
+from components.parsing.parse_repairs import repaired
 from components.parsing.result import ParseResult
 from components.parsing.scene_graph import Relation, SceneGraph, SceneObject
 
@@ -235,7 +236,7 @@ class SpacyParser:
 
 def graph_from_doc(doc: Any) -> SceneGraph:
     """The scene graph of one parsed caption (works on hand-built ``Doc`` objects too)."""
-    builder = _GraphBuilder(doc)
+    builder = _GraphBuilder(repaired(doc))
     builder.collect_objects()
     builder.collect_relations()
     return builder.graph()
@@ -247,7 +248,7 @@ def graph_with_tokens(doc: Any) -> tuple[SceneGraph, tuple[int, ...]]:
     The token anchors let a caller edit the caption's own words (real-caption negatives)
     instead of re-templating it.
     """
-    builder = _GraphBuilder(doc)
+    builder = _GraphBuilder(repaired(doc))
     builder.collect_objects()
     builder.collect_relations()
     anchors: list[int] = []
