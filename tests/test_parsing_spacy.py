@@ -168,9 +168,14 @@ def test_relations_through_relational_objects_and_depictive_adjectives(parser, c
             ["high leaves", "tall giraffe", "tree"],
             [("tall giraffe", "reach", "high leaves"), ("tall giraffe", "on", "tree")],
         ),
+        (  # "hydrant" an adverb of "fire": a COCO name is headed by its last word
+            "A red fire hydrant beside a city sidewalk.",
+            ["city sidewalk", "red fire hydrant"],
+            [("red fire hydrant", "beside", "city sidewalk")],
+        ),
     ],
 )
-def test_a_verb_swallowed_into_the_subject_phrase_is_repaired(parser, caption, phrases, triples):
+def test_parses_split_at_the_wrong_head_are_repaired(parser, caption, phrases, triples):
     graph = parse(parser, caption)
     assert sorted(graph.node_phrases()) == phrases
     assert graph.triples() == triples
