@@ -193,6 +193,27 @@ def test_parse_repairs_leave_the_callers_doc_alone(parser):
 
 
 @pytest.mark.parametrize(
+    ("caption", "triples"),
+    [  # an absolute "with" phrase: only its inner relation, "it" the noun holding it
+        (
+            "A man in a suit stands near a table with computer equipment on it.",
+            [
+                ("man", "in", "suit"),
+                ("man", "stands near", "table"),
+                ("computer equipment", "on", "table"),
+            ],
+        ),
+        (
+            "A white sink with a black cabinet underneath it.",
+            [("black cabinet", "underneath", "white sink")],
+        ),
+    ],
+)
+def test_an_absolute_with_phrase_gives_its_inner_relation(parser, caption, triples):
+    assert parse(parser, caption).triples() == triples
+
+
+@pytest.mark.parametrize(
     ("caption", "absent"),
     [
         ("a bathroom with a white toilet and no window", "window"),

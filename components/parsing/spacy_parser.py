@@ -324,6 +324,19 @@ def _folded_into(root: Any) -> Any:
     return misread_apposition(root)
 
 
+def _absolute_with(prep: Any, target: Any) -> bool:
+    """ "a plate WITH a salad on top of it", "a man on a bench WITH a building behind him":
+    an absolute phrase whose object is located by a phrase pointing back to the holder.
+    The inner relation (salad on top of plate) says it; "plate with salad" would add a
+    second, looser relation GOLD_RULES.md does not have."""
+    return prep.lower_ == "with" and any(
+        c.dep_ == "prep"
+        and c.lower_ != "of"
+        and any(g.dep_ == "pobj" and g.lower_ in ANAPHORA for g in c.subtree)
+        for c in target.children
+    )
+
+
 def _conjuncts(token: Any) -> list[Any]:
     """The token and every noun coordinated with it ("cheese and tomatoes")."""
     out = [token]
@@ -560,6 +573,7 @@ class _GraphBuilder:
         self.relations: list[Relation] = []
         self.coordinated: list[tuple[int, int]] = []  # (chunk head node, inner coordinate node)
         self.chained: dict[int, tuple[Any, Any]] = {}  # chunk root -> (first object, participle)
+        self.referent: dict[int, int] = {}  # pronoun index -> the noun it points back to
 
     # -- nodes --------------------------------------------------------------------------
     def collect_objects(self) -> None:
@@ -760,6 +774,12 @@ class _GraphBuilder:
             return
         # "on sparkling SAND", "in a fenced in AREA"
         target = participle_object(objects[0]) or article_participle_noun(objects[0]) or objects[0]
+        if _absolute_with(prep, target):
+            if prep.head.i in self.node_of:  # "a table with a pen on IT": the table
+                for pronoun in target.subtree:
+                    if pronoun.lower_ in ("it", "them") and pronoun.dep_ == "pobj":
+                        self.referent[pronoun.i] = prep.head.i
+            return
         reciprocal = _is_reciprocal(target)
         words = [prep.lower_]
         misread = _misread_part(target)
@@ -927,6 +947,8 @@ class _GraphBuilder:
         """The node a token names; "it"/"him"/... the caption's first object, its topic."""
         if token.i in self.node_of:
             return self.node_of[token.i]
+        if token.i in self.referent:
+            return self.node_of[self.referent[token.i]]
         hung = hung_subject(token)  # "talking on a PHONE sitting next to glasses"
         if hung is not None and hung.i in self.node_of:
             return self.node_of[hung.i]
