@@ -72,11 +72,14 @@ COCO_TWO_WORD_NAMES = frozenset(
 )  # fmt: skip
 
 
+NAME_FIRST_WORDS = frozenset(first for first, _ in COCO_TWO_WORD_NAMES)
+
+
 def inverted_name(first: Any) -> Any:
     """The head of a COCO two-word name when the model hung it on ``first`` ("FIRE
     hydrant": hydrant), else None."""
     doc = first.doc
-    if first.i + 1 >= len(doc) or first.pos_ not in ("NOUN", "PROPN", "ADJ"):
+    if first.lower_ not in NAME_FIRST_WORDS or first.i + 1 >= len(doc):
         return None
     head = doc[first.i + 1]
     singular = head.lower_[:-2] if head.lower_.endswith("es") else head.lower_.rstrip("s")

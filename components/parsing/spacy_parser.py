@@ -476,7 +476,8 @@ def _noun_phrases(doc: Any) -> list[Any]:
             or token.pos_ not in ("NOUN", "PROPN")
             or not (
                 token.dep_ in ORPHAN_DEPS
-                or getattr(hung_subject(token.head), "i", None) == token.i
+                or token.dep_ == "compound"
+                and getattr(hung_subject(token.head), "i", None) == token.i
                 or token.dep_ in SHADOWED_DEPS
                 and any(t.pos_ == "PRON" and t.i in covered for t in token.subtree)
             )
@@ -588,16 +589,17 @@ class _GraphBuilder:
             )
             and not _worn_colour(c.root)
         ]
+        into = {c.root.i: _folded_into(c.root) for c in chunks}  # chunk root -> its head
         for chunk in chunks:
             root = chunk.root
-            counted = _folded_into(root)
+            counted = into[root.i]
             if counted is not None:
                 folded.setdefault(counted.i, []).extend(self._modifiers(chunk) + [root.lower_])
         for chunk in chunks:
             root = chunk.root
             if _is_relational(root) or _misread_part(root) is not None:
                 continue
-            counted = _folded_into(root)
+            counted = into[root.i]
             if counted is not None and counted.i in folded:
                 continue  # resolved below: the quantity noun stands for what it counts
             negated = self._is_negated(chunk)
@@ -633,11 +635,9 @@ class _GraphBuilder:
             if inner is not None:
                 self.coordinated.append((self.node_of[root.i], self.node_of[inner.i]))
         # A folded noun is an alias of the node it describes, for relations.
-        for chunk in chunks:
-            root = chunk.root
-            counted = _folded_into(root)
-            if counted is not None and counted.i in self.node_of and root.i not in self.node_of:
-                self.node_of[root.i] = self.node_of[counted.i]
+        for root_i, counted in into.items():
+            if counted is not None and counted.i in self.node_of and root_i not in self.node_of:
+                self.node_of[root_i] = self.node_of[counted.i]
 
     def _modifiers(
         self, chunk: Any, exclude: set[int] = frozenset(), only: set[int] | None = None
