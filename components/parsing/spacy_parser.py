@@ -324,17 +324,28 @@ def _folded_into(root: Any) -> Any:
     return misread_apposition(root)
 
 
-def _absolute_with(prep: Any, target: Any) -> bool:
-    """ "a plate WITH a salad on top of it", "a man on a bench WITH a building behind him":
-    an absolute phrase whose object is located by a phrase pointing back to the holder.
-    The inner relation (salad on top of plate) says it; "plate with salad" would add a
-    second, looser relation GOLD_RULES.md does not have."""
-    return prep.lower_ == "with" and any(
-        c.dep_ == "prep"
-        and c.lower_ != "of"
-        and any(g.dep_ == "pobj" and g.lower_ in ANAPHORA for g in c.subtree)
-        for c in target.children
-    )
+def _absolute_pronoun(prep: Any, target: Any) -> Any:
+    """The pronoun pointing back to the holder in an absolute "with" phrase, else None.
+
+    "a plate WITH a salad on top of IT", "a man on a bench WITH a building behind HIM":
+    the object is located by a phrase about the noun holding the phrase. The inner
+    relation (salad on top of plate) says it; "plate with salad" would add a second, looser
+    relation GOLD_RULES.md does not have.
+    """
+    if prep.lower_ != "with":
+        return None
+    for inner in target.children:
+        located = next((g for g in inner.children if g.dep_ == "pobj"), None)
+        if located is not None and _is_relational(located):  # "in front of him"
+            located = _of_object(located)
+        if (
+            inner.dep_ == "prep"
+            and inner.lower_ != "of"
+            and located is not None
+            and located.lower_ in ANAPHORA
+        ):
+            return located
+    return None
 
 
 def _conjuncts(token: Any) -> list[Any]:
@@ -774,11 +785,10 @@ class _GraphBuilder:
             return
         # "on sparkling SAND", "in a fenced in AREA"
         target = participle_object(objects[0]) or article_participle_noun(objects[0]) or objects[0]
-        if _absolute_with(prep, target):
-            if prep.head.i in self.node_of:  # "a table with a pen on IT": the table
-                for pronoun in target.subtree:
-                    if pronoun.lower_ in ("it", "them") and pronoun.dep_ == "pobj":
-                        self.referent[pronoun.i] = prep.head.i
+        pronoun = _absolute_pronoun(prep, target)
+        if pronoun is not None:
+            if prep.head.i in self.node_of and pronoun.lower_ in ("it", "them"):
+                self.referent[pronoun.i] = prep.head.i  # "a table with a pen on IT"
             return
         reciprocal = _is_reciprocal(target)
         words = [prep.lower_]
