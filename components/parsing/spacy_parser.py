@@ -14,7 +14,9 @@ Relations come from four patterns, each between object nodes:
 A copula is dropped from the predicate ("the cat is on the sofa" -> on) and also covers
 the fronted order "to the left of the sphere is a cube". "no X" and "without X" mark the
 object ``negated`` and give it no relations, so absence is never read as presence.
-Quantity nouns fold into what they count: "a group of people" -> people [group].
+Quantity nouns fold into what they count: "a group of people" -> people [group]. Two
+misreadings of the small model that put the wrong head in a noun chunk are repaired on a
+copy of the Doc before any rule reads it (``parse_repairs.py``).
 """
 
 from __future__ import annotations
@@ -302,6 +304,11 @@ def _misread_part(token: Any) -> Any:
     ):
         return part
     return None
+
+
+def _is_misread_part(token: Any) -> bool:
+    """Whether ``token`` is the relational noun of a misread "the velvety BACK of"."""
+    return token.i > 0 and getattr(_misread_part(token.doc[token.i - 1]), "i", None) == token.i
 
 
 def _of_object(token: Any) -> Any:
@@ -772,13 +779,10 @@ class _GraphBuilder:
             and prep.head.lower_ in (QUANTITY_NOUNS)
         ):
             return  # "a group of people": folded, not a relation
-        if prep.lower_ == "of" and (
-            _is_relational(prep.head)
-            or prep.head.i > 0
-            and getattr(_misread_part(self.doc[prep.head.i - 1]), "i", None) == prep.head.i
-        ):
+        if prep.lower_ == "of" and (_is_relational(prep.head) or _is_misread_part(prep.head)):
             return  # the "of" inside "to the left of": handled from the outer preposition
-        if getattr(article_participle_noun(prep.head), "head", None) == prep:
+        described_noun = article_participle_noun(prep.head)
+        if described_noun is not None and described_noun.head.i == prep.i:
             return  # the "in" of "a fenced in area": part of the participle
         objects = [c for c in prep.children if c.dep_ in ("pobj", "pcomp")]
         if not objects:
