@@ -28,6 +28,8 @@ from typing import Any
 
 CLAUSE_HEAD_DEPS = frozenset(["ROOT", "advcl", "conj", "ccomp", "relcl"])
 SINGULAR_DETERMINERS = frozenset(["a", "an", "the", "this", "that", "one"])
+# Tags of words that can stand inside one noun phrase between a modifier and its head.
+PHRASE_INNER_TAGS = frozenset(["JJ", "JJR", "JJS", "NN", "NNS", "NNP", "NNPS", "CD", "HYPH"])
 
 
 def _subject(token: Any) -> Any:
@@ -93,10 +95,6 @@ def hung_subject(verb: Any) -> Any:
     ):
         return before
     return None
-
-
-# Tags of words that can stand inside one noun phrase between a modifier and its head.
-PHRASE_INNER_TAGS = frozenset(["JJ", "JJR", "JJS", "NN", "NNS", "NNP", "NNPS", "CD", "HYPH"])
 
 
 def misread_apposition(token: Any) -> Any:
