@@ -138,6 +138,7 @@ def speed(nlp: Any, texts: list[str], rule_sets: dict[str, Any]) -> dict[str, fl
 
 GOLD_SETS = {
     "sugarcrepe_hand_labelled": "tests/data/captions_gold_sugarcrepe.jsonl",
+    "sugarcrepe_held_out": "tests/data/captions_gold_sugarcrepe_heldout.jsonl",
     "regression_guard": "tests/data/captions_gold.jsonl",
 }
 

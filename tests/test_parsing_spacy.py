@@ -304,6 +304,18 @@ GOLD_SUGARCREPE = Path(__file__).parent / "data" / "captions_gold_sugarcrepe.jso
 SUGARCREPE_F1_THRESHOLDS = {"object": 0.93, "attribute": 0.92, "relation": 0.73}
 
 
+def test_held_out_gold_set_is_well_formed_and_disjoint_from_the_tuned_one():
+    """Its F1 is only reported (benchmarks/parse_quality.py): a threshold here would invite
+    reading its errors, and then it would no longer be held out."""
+    held_out = GOLD_SUGARCREPE.with_name("captions_gold_sugarcrepe_heldout.jsonl")
+    rows = [json.loads(line) for line in held_out.read_text().splitlines() if line]
+    tuned = {json.loads(line)["caption"] for line in GOLD_SUGARCREPE.read_text().splitlines()}
+    assert len(rows) == 60
+    assert not {r["caption"] for r in rows} & tuned
+    assert len({r["caption"] for r in rows}) == 60
+    assert all(SceneGraph.from_dict(r["graph"]).objects for r in rows)
+
+
 def test_hand_labelled_sugarcrepe_gold_f1_meets_measured_thresholds(parser):
     rows = [json.loads(line) for line in GOLD_SUGARCREPE.read_text().splitlines() if line]
     assert len(rows) >= 150
