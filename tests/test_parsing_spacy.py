@@ -214,6 +214,21 @@ def test_an_absolute_with_phrase_gives_its_inner_relation(parser, caption, tripl
 
 
 @pytest.mark.parametrize(
+    ("caption", "phrase"),
+    [  # GOLD_RULES.md: hyphenated modifiers stay whole; "other" and "more" are no attributes
+        (
+            "People stand near the curb behind a lime green double-decked bus.",
+            "lime green double-decked bus",
+        ),
+        ("A bowl full of marshmallows and other delicious treats.", "delicious treats"),
+        ("A smaller vase filled with even more flowers.", "flowers"),
+    ],
+)
+def test_attribute_words_are_written_as_the_labelling_rules_say(parser, caption, phrase):
+    assert phrase in parse(parser, caption).node_phrases()
+
+
+@pytest.mark.parametrize(
     ("caption", "absent"),
     [
         ("a bathroom with a white toilet and no window", "window"),

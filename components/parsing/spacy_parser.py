@@ -153,6 +153,7 @@ WEARING = frozenset(["in", "wearing", "wears", "wear", "dressed", "clad"])
 # Pronouns that point back to an object already named: "a sink with a cabinet under it".
 ANAPHORA = frozenset(["it", "them", "him", "her", "he", "she", "itself", "themselves"])
 ATTRIBUTE_DEPS = frozenset(["amod", "compound", "nummod", "conj", "nmod", "quantmod"])
+NOT_ATTRIBUTES = frozenset(["other", "another", "more"])  # GOLD_RULES.md: not attributes
 SKIPPED_ATTRIBUTE_POS = frozenset(["DET", "CCONJ", "PUNCT", "PART", "PRON", "ADP", "SCONJ"])
 SUBJECT_DEPS = ("nsubj", "nsubjpass")
 RELATIVE_PRONOUNS = frozenset(["that", "who", "which", "whom"])
@@ -435,6 +436,20 @@ def _hyphen_start(token: Any) -> int:
     return i
 
 
+def _hyphenated_word(token: Any) -> str:
+    """The whole hyphenated word a token is part of ("double-decked" for "decked"), or the
+    token itself: GOLD_RULES.md keeps such modifiers whole, as the caption writes them."""
+    doc, end = token.doc, token.i
+    while (
+        end + 2 < len(doc)
+        and doc[end + 1].text == "-"
+        and not doc[end].whitespace_
+        and not doc[end + 1].whitespace_
+    ):
+        end += 2
+    return doc[_hyphen_start(token) : end + 1].text.lower()
+
+
 def _noun_name(token: Any) -> str:
     """The head noun as one word, hyphenated compounds kept whole ("t-shirt", not "t" + "shirt")."""
     return token.doc[_hyphen_start(token) : token.i + 1].text.lower()
@@ -672,14 +687,19 @@ class _GraphBuilder:
                 continue
             if token.dep_ in ("poss", "advmod", "npadvmod", "det", "predet", "case"):
                 skip.update(t.i for t in token.subtree)
-        return [
-            token.lower_
-            for token in chunk
-            if token.i not in skip
-            and (only is None or token.i in only)
-            and token.pos_ not in SKIPPED_ATTRIBUTE_POS
-            and (token.dep_ in ATTRIBUTE_DEPS or token.i in adverbial)
-        ]
+        words: dict[int, str] = {}  # first token of the word -> the word
+        for token in chunk:
+            if (
+                token.i not in skip
+                and (only is None or token.i in only)
+                and token.pos_ not in SKIPPED_ATTRIBUTE_POS
+                and token.text != "-"
+                and (token.dep_ in ATTRIBUTE_DEPS or token.i in adverbial)
+                and token.lower_ not in NOT_ATTRIBUTES
+            ):
+                # "double-decked": one word as written, however many of its parts count
+                words.setdefault(_hyphen_start(token), _hyphenated_word(token))
+        return list(words.values())
 
     def _is_negated(self, chunk: Any) -> bool:
         root = chunk.root
