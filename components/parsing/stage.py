@@ -10,7 +10,7 @@ A row whose caption cannot be parsed is not dropped: it leaves the stage with a
 ...), and ``split_rejects`` separates good rows from reject rows (id, caption, reason).
 
 Every row the stage parsed carries its provenance in a ``parser`` string column,
-``registry.parser_id``: "spacy:en_core_web_sm-3.8.0+rules3", "llm:MODEL+prompt2",
+``registry.parser_id``: "spacy:en_core_web_sm-3.8.0+rules9", "llm:MODEL+prompt3",
 "template:grammar1+clevr" (null on rows an earlier stage rejected).
 """
 
