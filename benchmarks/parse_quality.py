@@ -32,10 +32,17 @@ import importlib.util
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from components.parsing.quality import CHANGE_CHECKS, change_kept, graph_changed
+from components.parsing.quality import (
+    CHANGE_CHECKS,
+    CHANGE_CLASSES,
+    change_class,
+    change_kept,
+    graph_changed,
+)
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sugarcrepe"
 TARGET = 0.97
@@ -76,28 +83,34 @@ def rules_over(graph_from_doc: Any, docs: list[Any]) -> tuple[list[Any], float, 
 
 
 def score(
-    graphs: list[Any], items: dict[str, list[dict[str, str]]]
+    graphs: list[Any], items: dict[str, list[dict[str, str]]], docs: list[Any] | None = None
 ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
-    """Shares per kind ({kind: {...}}) and the missed items, graphs in load_items' order."""
+    """Shares per kind ({kind: {...}}) and the missed items, graphs in load_items' order.
+
+    With the spaCy ``docs`` of the same texts, each miss also says what its negative
+    changed (``change_class``), counted per kind in ``misses_by_change``.
+    """
     kinds: dict[str, Any] = {}
     misses: dict[str, list[dict[str, Any]]] = {}
     offset = 0
     for kind, rows in items.items():
         kept, changed, missed = 0, 0, []
         for i, row in enumerate(rows):
-            caption, negative = graphs[offset + 2 * i], graphs[offset + 2 * i + 1]
+            at = offset + 2 * i
+            caption, negative = graphs[at], graphs[at + 1]
             if caption is not None and negative is not None:
                 changed += graph_changed(caption, negative)
                 if change_kept(kind, caption, negative):
                     kept += 1
                     continue
-            missed.append(
-                {
-                    **row,
-                    "graph": caption and caption.to_dict(),
-                    "negative_graph": negative and negative.to_dict(),
-                }
-            )
+            miss = {
+                **row,
+                "graph": caption and caption.to_dict(),
+                "negative_graph": negative and negative.to_dict(),
+            }
+            if docs is not None:
+                miss["change"] = change_class(docs[at], docs[at + 1])
+            missed.append(miss)
         offset += 2 * len(rows)
         kinds[kind] = {
             "items": len(rows),
@@ -105,6 +118,8 @@ def score(
             "share": kept / len(rows),
             "graph_changed": changed / len(rows),
         }
+        if docs is not None:
+            kinds[kind]["misses_by_change"] = dict(Counter(m["change"] for m in missed))
         misses[kind] = missed
     return kinds, misses
 
@@ -192,10 +207,21 @@ def print_kinds(kinds: dict[str, Any], baseline: dict[str, Any] | None = None) -
         print(line)
 
 
+def print_misses_by_change(kinds: dict[str, Any]) -> None:
+    """What the missed items' negatives changed: a noun missed in replace_att is outside
+    the attribute view for any parser, a misparsed adjective is not."""
+    classes = [*dict.fromkeys(CHANGE_CLASSES.values()), "mixed", "other"]
+    print("\nmisses by what the negative changed (spaCy's tags on the changed words)\n")
+    print("| file | misses | " + " | ".join(classes) + " |")
+    print("|" + "---|" * (len(classes) + 2))
+    for kind, row in kinds.items():
+        counts = row["misses_by_change"]
+        cells = " | ".join(str(counts.get(c, 0)) for c in classes)
+        print(f"| {kind} | {row['items'] - row['kept']} | {cells} |")
+
+
 def llm_quality(options: dict[str, str], items: dict[str, list[dict[str, str]]], out: Path) -> None:
     """The LLM parser on the same checks: rejects count as empty graphs, reasons are kept."""
-    from collections import Counter
-
     from components.parsing.llm_parser import LLMParser
     from components.parsing.metrics import parse_f1
     from components.parsing.scene_graph import SceneGraph
@@ -275,7 +301,7 @@ def main(argv: list[str]) -> None:
     ]
     docs = list(nlp.pipe(texts, batch_size=256))
     graphs, _, errors = rules_over(graph_from_doc, docs)
-    kinds, misses = score(graphs, items)
+    kinds, misses = score(graphs, items, docs)
     write_misses(out, misses)
     rule_sets = {"current": graph_from_doc}
     summary: dict[str, Any] = {
@@ -304,6 +330,7 @@ def main(argv: list[str]) -> None:
 
     print(f"\n{summary['captions']} captions, parser {summary['parser']}\n")
     print_kinds(summary["kinds"], summary["baseline"]["kinds"] if "baseline" in summary else None)
+    print_misses_by_change(summary["kinds"])
     print(
         f"\nrule exceptions: {errors}"
         + (f" (baseline {base_errors})" if "baseline" in summary else "")

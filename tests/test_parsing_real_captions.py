@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.parsing.quality import change_kept
+from components.parsing.quality import change_class, change_kept
 
 SUGARCREPE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sugarcrepe"
 
@@ -60,6 +60,22 @@ def test_graphs_of_caption_and_negative_differ_in_the_changed_element(parsed, ki
     pairs = parsed[kind]
     share = sum(change_kept(kind, c.graph, n.graph) for c, n in pairs) / len(pairs)
     assert share >= KEPT_THRESHOLDS[kind], (kind, share)
+
+
+@pytest.mark.parametrize(
+    ("caption", "negative", "change"),
+    [  # SugarCrepe items (replace_att, replace_rel) and what their negatives changed
+        ("A dog relaxes on an armchair.", "A dog relaxes on a sofa.", "noun"),
+        ("A boy smiling on a beach.", "A boy frowning on a beach.", "verb"),
+        ("Kids standing up playing.", "Kids sitting down playing.", "verb"),  # with particles
+        ("The open door to the bathroom.", "The closed door to the bathroom.", "adjective"),
+        ("a couple of men are outside", "A couple of men are inside.", "adverb or preposition"),
+        ("A man stands at night.", "A man stands in the daytime.", "mixed"),
+    ],
+)
+def test_change_class_names_what_a_negative_changed(parser, caption, negative, change):
+    caption_doc, negative_doc = parser.parse_docs([caption, negative])
+    assert change_class(caption_doc, negative_doc) == change
 
 
 def test_caption_that_crashed_the_old_rules_gets_a_graph(parser):
@@ -132,3 +148,21 @@ def test_fuzzed_text_never_raises(parser, text):
     [result] = parser.parse_results([text])
     assert result.reason is None, (text, result.detail)
     assert all(o.name.strip() for o in result.graph.objects)
+
+
+@pytest.mark.slow
+def test_parse_quality_benchmark_counts_its_misses_by_what_changed(sugarcrepe, tmp_path):
+    """benchmarks/parse_quality.py (spaCy): every miss says what its negative changed, and
+    the per-kind counts add up to the misses."""
+    import importlib
+
+    benchmark = importlib.import_module("benchmarks.parse_quality")
+    benchmark.main([f"out={tmp_path}", "limit=40", "speed_captions=20"])
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert sorted(results["kinds"]) == sorted(sugarcrepe)
+    for kind, row in results["kinds"].items():
+        misses = [json.loads(line) for line in (tmp_path / f"misses_{kind}.jsonl").open()]
+        assert len(misses) == row["items"] - row["kept"]
+        assert sum(row["misses_by_change"].values()) == len(misses)
+        assert all(m["change"] in row["misses_by_change"] for m in misses)
+    assert sum(len(r["misses_by_change"]) for r in results["kinds"].values()) > 0

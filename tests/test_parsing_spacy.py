@@ -149,6 +149,7 @@ def test_state_adjective_after_its_noun_is_an_attribute(parser):
         ("A man wearing a hat.", ["man", "hat"]),
         ("A person across from a pizza ready to be served.", ["person", "pizza"]),
         ("A double-decked bus.", ["double-decked bus"]),
+        ("A young boy gets ready to fly a kite.", ["young ready boy", "kite"]),  # linking verb
     ],
 )
 def test_a_verb_without_an_object_is_a_state_of_its_subject(parser, caption, phrases):

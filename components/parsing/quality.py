@@ -17,13 +17,17 @@ has its own view of a graph:
 
 ``graph_changed`` is the looser check (the graphs differ at all), reported beside it: a
 SugarCrepe negative sometimes changes another element than its file says (replace_att
-items that replace a noun, "an armchair" -> "a sofa").
+items that replace a noun, "an armchair" -> "a sofa"). ``change_class`` says what the
+negative changed by spaCy's tags on the words that differ, so the misses a view cannot
+see (a noun replaced in the attribute file) are counted, not argued.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from difflib import SequenceMatcher
+from typing import Any
 
 from components.parsing.scene_graph import SceneGraph
 
@@ -85,3 +89,39 @@ def graph_changed(caption: SceneGraph, negative: SceneGraph) -> bool:
 
 def _negated(graph: SceneGraph) -> Counter:
     return Counter(o.name for o in graph.objects if o.negated)
+
+
+# Coarse classes of the words a negative changed, by spaCy's universal tags.
+CHANGE_CLASSES = {
+    "NOUN": "noun",
+    "PROPN": "noun",
+    "VERB": "verb",
+    "AUX": "verb",
+    "ADJ": "adjective",
+    "ADV": "adverb or preposition",
+    "ADP": "adverb or preposition",
+    "PART": "adverb or preposition",
+}
+
+
+def change_class(caption_doc: Any, negative_doc: Any) -> str:
+    """What a negative changed: "noun", "verb", "adjective", "adverb or preposition" when
+    every changed word on both sides has that class, else "mixed" (or "other"). A verb
+    changed with its particle or adverb ("sitting down" -> "standing up") is "verb".
+
+    Words are compared lower-cased, punctuation, determiners and conjunctions left out
+    ("A" / "a", "sofa." / "sofa"), so only content changes count.
+    """
+
+    def words(doc: Any) -> list[Any]:
+        return [t for t in doc if t.pos_ not in ("PUNCT", "DET", "CCONJ", "SPACE")]
+
+    a, b = words(caption_doc), words(negative_doc)
+    opcodes = SequenceMatcher(a=[t.lower_ for t in a], b=[t.lower_ for t in b]).get_opcodes()
+    changed = [t for op, i1, i2, j1, j2 in opcodes if op != "equal" for t in a[i1:i2] + b[j1:j2]]
+    classes = {CHANGE_CLASSES.get(t.pos_, "other") for t in changed}
+    if "verb" in classes and classes <= {"verb", "adverb or preposition"}:
+        return "verb"
+    if len(classes) == 1:
+        return classes.pop()
+    return "mixed" if classes else "other"

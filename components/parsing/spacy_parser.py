@@ -163,7 +163,7 @@ SUBJECT_DEPS = ("nsubj", "nsubjpass")
 CLAUSE_DEPS = frozenset(
     ["ROOT", "acl", "relcl", "advcl", "conj", "pcomp", "xcomp", "ccomp", "dep", "parataxis"]
 )
-COMPLEMENT_DEPS = frozenset(["dobj", "dative", "oprd", "ccomp", "xcomp", "attr"])
+COMPLEMENT_DEPS = frozenset(["dobj", "dative", "oprd", "ccomp", "xcomp", "attr", "acomp"])
 RELATIVE_PRONOUNS = frozenset(["that", "who", "which", "whom"])
 ORPHAN_DEPS = frozenset(["dep", "npadvmod", "appos", "advcl"])  # arcs noun_chunks skips
 # Arcs noun_chunks does take, but skips when a pronoun chunk overlaps the noun's left edge:
@@ -808,8 +808,9 @@ class _GraphBuilder:
         as a relation's predicate, so one without an object was lost. Visual Genome keeps
         such states as attributes (man [standing]), and so do we, also when a phrase locates
         the verb ("a dog sitting on a bench": dog [sitting], dog sitting on bench), so the
-        state does not vanish when a place is added. A verb with an object, a clause or an
-        infinitive ("wearing a hat", "ready to be served") gives a relation or nothing.
+        state does not vanish when a place is added. A verb with an object, a clause, an
+        infinitive or an adjective ("wearing a hat", "ready to be served", "gets ready")
+        gives a relation, or its adjective is the attribute.
         """
         if token.pos_ == "VERB":
             if token.dep_ not in CLAUSE_DEPS:
