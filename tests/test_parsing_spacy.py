@@ -145,6 +145,9 @@ def test_state_adjective_after_its_noun_is_an_attribute(parser):
         ),
         ("A man and a woman are sitting on a bench.", ["sitting man", "sitting woman", "bench"]),
         ("A woman laying down on a floor.", ["laying down woman", "floor"]),  # with its particle
+        # a pronoun subject resolves as for relations (the caption's first object)
+        ("A man lighting a cigarette as he walks.", ["walks man", "cigarette"]),
+        ("A cougar in the trees with snow falling.", ["cougar", "trees", "falling snow"]),
         # no state: a verb with an object, an infinitive, a participle inside the phrase
         ("A man wearing a hat.", ["man", "hat"]),
         ("A person across from a pizza ready to be served.", ["person", "pizza"]),

@@ -813,7 +813,9 @@ class _GraphBuilder:
         gives a relation, or its adjective is the attribute.
         """
         if token.pos_ == "VERB":
-            if token.dep_ not in CLAUSE_DEPS:
+            # an absolute "with snow FALLING" is a clause too: its subject is its own
+            absolute = token.dep_ == "pobj" and any(c.dep_ == "nsubj" for c in token.children)
+            if token.dep_ not in CLAUSE_DEPS and not absolute:
                 return
         elif not is_misread_verb(token):
             return
@@ -829,7 +831,9 @@ class _GraphBuilder:
             return
         state = self._verb_phrase(token)
         for subject in self._subjects(token):
-            self._add_attribute(subject, state)
+            node = self._node(subject, None)  # "as he walks": the pronoun's referent
+            if node is not None:
+                self._attribute_of(node, state)
 
     def _share_coordinated_relations(self) -> None:
         """ "a kitchen with red tile and white cabinets": the tile is in the kitchen too."""
@@ -1063,8 +1067,10 @@ class _GraphBuilder:
 
     def _add_attribute(self, subject: Any, attribute: str) -> None:
         node = self.node_of.get(subject.i)
-        if node is None:
-            return
+        if node is not None:
+            self._attribute_of(node, attribute)
+
+    def _attribute_of(self, node: int, attribute: str) -> None:
         obj = self.objects[node]
         if attribute not in obj.attributes:
             self.objects[node] = SceneObject(obj.name, (*obj.attributes, attribute), obj.negated)
