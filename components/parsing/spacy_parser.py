@@ -245,12 +245,17 @@ class SpacyParser:
 # -- rules over one Doc ------------------------------------------------------------------
 
 
-def graph_from_doc(doc: Any) -> SceneGraph:
-    """The scene graph of one parsed caption (works on hand-built ``Doc`` objects too)."""
+def _built(doc: Any) -> _GraphBuilder:
+    """Every rule run over the repaired copy of ``doc``: one place for the order of passes."""
     builder = _GraphBuilder(repaired(doc))
     builder.collect_objects()
     builder.collect_relations()
-    return builder.graph()
+    return builder
+
+
+def graph_from_doc(doc: Any) -> SceneGraph:
+    """The scene graph of one parsed caption (works on hand-built ``Doc`` objects too)."""
+    return _built(doc).graph()
 
 
 def graph_with_tokens(doc: Any) -> tuple[SceneGraph, tuple[int, ...]]:
@@ -259,9 +264,7 @@ def graph_with_tokens(doc: Any) -> tuple[SceneGraph, tuple[int, ...]]:
     The token anchors let a caller edit the caption's own words (real-caption negatives)
     instead of re-templating it.
     """
-    builder = _GraphBuilder(repaired(doc))
-    builder.collect_objects()
-    builder.collect_relations()
+    builder = _built(doc)
     anchors: list[int] = []
     for node, obj in enumerate(builder.objects):
         tokens = sorted(i for i, n in builder.node_of.items() if n == node)
