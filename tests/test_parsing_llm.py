@@ -180,7 +180,10 @@ def test_parse_quality_benchmark_scores_the_llm_parser_and_counts_its_rejects(tm
     results = json.loads((out / "results.json").read_text())
     kinds = [k for k in CHANGE_CHECKS if k != "swap_att"]  # SugarCrepe's six files
     assert sorted(results["kinds"]) == sorted(kinds)
-    assert all(row["items"] == 1 and row["share"] == 0.0 for row in results["kinds"].values())
+    assert all(
+        row["items"] == 1 and row["share"] == row["element_share"] == 0.0
+        for row in results["kinds"].values()
+    )
     assert results["reasons"] == {REJECT_NOT_JSON: 2 * len(kinds)}
     gold = results["gold_f1"]["sugarcrepe_hand_labelled"]
     assert gold["reasons"] == {REJECT_NOT_JSON: 150} and gold["object"] == 0.0

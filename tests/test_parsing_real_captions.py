@@ -10,7 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.parsing.quality import change_class, change_kept
+from components.parsing.quality import change_class, change_kept, element_kept
+from components.parsing.scene_graph import SceneGraph
+from components.parsing.spacy_parser import result_from_doc
 
 SUGARCREPE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sugarcrepe"
 
@@ -24,6 +26,11 @@ KEPT_THRESHOLDS = {
     "add_obj": 0.975,  # 0.983
     "swap_obj": 0.98,  # 0.988
 }
+# The changed element's view (quality.element_kept), where the issue's target 0.97 is judged.
+ELEMENT_THRESHOLDS = {
+    "replace_att": 0.98,  # measured 0.987 (rules 8: 0.975, the first parser 0.954)
+    "replace_rel": 0.975,  # 0.979 (rules 8: 0.963, the first parser 0.887)
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,19 +42,20 @@ def sugarcrepe() -> dict[str, list[dict[str, str]]]:
 
 @pytest.fixture(scope="module")
 def parsed(parser, sugarcrepe):
-    """{kind: [(caption result, negative result)]}: every caption parsed once, with nlp.pipe."""
+    """{kind: [(caption result, negative result, what it changed)]}: every caption parsed
+    once, with nlp.pipe."""
     out = {}
     for kind, rows in sugarcrepe.items():
-        results = parser.parse_results(
-            [t for r in rows for t in (r["caption"], r["negative_caption"])]
-        )
-        out[kind] = list(zip(results[::2], results[1::2], strict=True))
+        docs = parser.parse_docs([t for r in rows for t in (r["caption"], r["negative_caption"])])
+        results = [result_from_doc(d) for d in docs]
+        changes = [change_class(c, n) for c, n in zip(docs[::2], docs[1::2], strict=True)]
+        out[kind] = list(zip(results[::2], results[1::2], changes, strict=True))
     return out
 
 
 @pytest.mark.slow
 def test_every_shared_sugarcrepe_caption_parses_without_a_rule_error(parsed):
-    results = [r for pairs in parsed.values() for pair in pairs for r in pair]
+    results = [r for pairs in parsed.values() for *pair, _ in pairs for r in pair]
     assert len(results) > 13_000
     errors = [(r.raw, r.reason, r.detail) for r in results if r.reason is not None]
     assert errors == []
@@ -58,8 +66,41 @@ def test_every_shared_sugarcrepe_caption_parses_without_a_rule_error(parsed):
 @pytest.mark.parametrize("kind", sorted(KEPT_THRESHOLDS))
 def test_graphs_of_caption_and_negative_differ_in_the_changed_element(parsed, kind):
     pairs = parsed[kind]
-    share = sum(change_kept(kind, c.graph, n.graph) for c, n in pairs) / len(pairs)
+    share = sum(change_kept(kind, c.graph, n.graph) for c, n, _ in pairs) / len(pairs)
     assert share >= KEPT_THRESHOLDS[kind], (kind, share)
+    if kind in ELEMENT_THRESHOLDS:
+        element = sum(element_kept(kind, c.graph, n.graph, ch) for c, n, ch in pairs)
+        assert element / len(pairs) >= ELEMENT_THRESHOLDS[kind], (kind, element / len(pairs))
+
+
+def _graph(*objects: tuple[str, list[str]], relations=()) -> SceneGraph:
+    return SceneGraph.build(list(objects), list(relations))
+
+
+@pytest.mark.parametrize(
+    ("kind", "caption", "negative", "change", "file_view", "element_view"),
+    [  # a noun replaced in the attribute file: outside its view, inside the noun's
+        ("replace_att", _graph(("armchair", [])), _graph(("sofa", [])), "noun", False, True),
+        # a verb without an object is a state, an attribute word
+        ("replace_rel", _graph(("boy", ["smiling"])), _graph(("boy", ["frowning"])), "verb",
+         False, True),
+        # a mixed change keeps its file's view
+        ("replace_att", _graph(("night", [])), _graph(("daytime", [])), "mixed", False, False),
+        # an add file is a structure, not a class of word: never re-aimed
+        ("add_att", _graph(("dog", ["brown"])), _graph(("dog", ["black"])), "adjective",
+         True, True),
+        ("add_obj", _graph(("dog", ["brown"])), _graph(("dog", ["black"])), "adjective",
+         False, False),
+        # the element's view never loses what the file's view kept
+        ("replace_att", _graph(("dog", ["brown"])), _graph(("dog", ["black"])), "noun",
+         True, True),
+    ],
+)  # fmt: skip
+def test_element_view_scores_a_replace_item_where_its_changed_word_is_kept(
+    kind, caption, negative, change, file_view, element_view
+):
+    assert change_kept(kind, caption, negative) is file_view
+    assert element_kept(kind, caption, negative, change) is element_view
 
 
 @pytest.mark.parametrize(
@@ -165,4 +206,7 @@ def test_parse_quality_benchmark_counts_its_misses_by_what_changed(sugarcrepe, t
         assert len(misses) == row["items"] - row["kept"]
         assert sum(row["misses_by_change"].values()) == len(misses)
         assert all(m["change"] in row["misses_by_change"] for m in misses)
+        rescued = sum(m["element_kept"] for m in misses)
+        assert row["element_kept"] - row["kept"] == rescued
+        assert kind.startswith("replace_") or rescued == 0
     assert sum(len(r["misses_by_change"]) for r in results["kinds"].values()) > 0

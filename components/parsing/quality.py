@@ -15,11 +15,16 @@ has its own view of a graph:
                  into "a blue bathroom with a white towel" as well as bare nouns)
     swap_att     the (object name, attribute) bindings
 
-``graph_changed`` is the looser check (the graphs differ at all), reported beside it: a
-SugarCrepe negative sometimes changes another element than its file says (replace_att
-items that replace a noun, "an armchair" -> "a sofa"). ``change_class`` says what the
-negative changed by spaCy's tags on the words that differ, so the misses a view cannot
-see (a noun replaced in the attribute file) are counted, not argued.
+A SugarCrepe negative sometimes changes another element than its file says: replace_att
+holds items that replace a noun ("an armchair" -> "a sofa") or a verb ("wearing a hat" ->
+"removing a hat"), replace_rel verbs that have no object ("a boy smiling" -> "a boy
+frowning"), which this graph form keeps as a state of the subject, an attribute word, as
+Visual Genome does. No parser of this graph form can show those in its file's view.
+``change_class`` says what the negative changed, by spaCy's tags on the words that differ,
+and ``element_kept`` also scores a replace item in the view where the graph keeps that
+class (``CLASS_VIEWS``) when the change is one class of word. Both are reported:
+the file's view as the issue first wrote it, the changed element's view as what it meant.
+``graph_changed`` is the loosest check (the graphs differ at all).
 """
 
 from __future__ import annotations
@@ -102,6 +107,31 @@ CHANGE_CLASSES = {
     "ADP": "adverb or preposition",
     "PART": "adverb or preposition",
 }
+
+
+# Where this graph form keeps a word of each class: a verb with an object is a predicate,
+# one without is a state of its subject (an attribute word); a preposition joins a predicate.
+CLASS_VIEWS: dict[str, tuple[Callable[[SceneGraph], Counter], ...]] = {
+    "noun": (_object_names,),
+    "adjective": (_attribute_words,),
+    "verb": (_predicates, _attribute_words),
+    "adverb or preposition": (_predicates,),
+}
+
+
+def element_kept(kind: str, caption: SceneGraph, negative: SceneGraph, change: str) -> bool:
+    """``change_kept``, or, for a replace item whose negative changed one class of word
+    (``change``, from ``change_class``), the graphs differ where that class is kept.
+
+    Only the replace files are re-aimed: an add or swap file's view is a structure (an
+    extra element, exchanged roles), not a class of word. A "mixed" or "other" change
+    keeps its file's view.
+    """
+    if change_kept(kind, caption, negative):
+        return True
+    if not kind.startswith("replace_") or change not in CLASS_VIEWS:
+        return False
+    return any(view(caption) != view(negative) for view in CLASS_VIEWS[change])
 
 
 def change_class(caption_doc: Any, negative_doc: Any) -> str:
