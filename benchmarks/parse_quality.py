@@ -42,7 +42,7 @@ from typing import Any
 from components.parsing.quality import (
     CHANGE_CHECKS,
     CHANGE_CLASSES,
-    change_class,
+    change_classes,
     change_kept,
     element_kept,
     graph_changed,
@@ -84,12 +84,6 @@ def rules_over(graph_from_doc: Any, docs: list[Any]) -> tuple[list[Any], float, 
             graphs.append(None)
             errors += 1
     return graphs, time.process_time() - start, errors
-
-
-def changes_of(items: dict[str, list[dict[str, str]]], docs: list[Any]) -> list[str]:
-    """What each item's negative changed (``change_class``), from the spaCy ``docs`` of
-    load_items' texts: a property of the pair, the same whichever parser is scored."""
-    return [change_class(docs[at], docs[at + 1]) for at in range(0, len(docs), 2)]
 
 
 def score(
@@ -272,7 +266,7 @@ def llm_quality(options: dict[str, str], items: dict[str, list[dict[str, str]]],
     seconds = time.perf_counter() - start
     from components.parsing.spacy_parser import load_spacy
 
-    changes = changes_of(items, list(load_spacy().pipe(texts, batch_size=256)))
+    changes = change_classes(list(load_spacy().pipe(texts, batch_size=256)))
     kinds, misses = score(graphs, items, changes)
     write_misses(out, misses)
     gold_f1: dict[str, Any] = {}
@@ -328,7 +322,7 @@ def main(argv: list[str]) -> None:
     ]
     docs = list(nlp.pipe(texts, batch_size=256))
     graphs, _, errors = rules_over(graph_from_doc, docs)
-    changes = changes_of(items, docs)
+    changes = change_classes(docs)
     kinds, misses = score(graphs, items, changes)
     write_misses(out, misses)
     rule_sets = {"current": graph_from_doc}

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.parsing.quality import change_class, change_kept, element_kept
+from components.parsing.quality import change_class, change_classes, change_kept, element_kept
 from components.parsing.scene_graph import SceneGraph
 from components.parsing.spacy_parser import result_from_doc
 
@@ -48,8 +48,7 @@ def parsed(parser, sugarcrepe):
     for kind, rows in sugarcrepe.items():
         docs = parser.parse_docs([t for r in rows for t in (r["caption"], r["negative_caption"])])
         results = [result_from_doc(d) for d in docs]
-        changes = [change_class(c, n) for c, n in zip(docs[::2], docs[1::2], strict=True)]
-        out[kind] = list(zip(results[::2], results[1::2], changes, strict=True))
+        out[kind] = list(zip(results[::2], results[1::2], change_classes(docs), strict=True))
     return out
 
 
@@ -73,8 +72,8 @@ def test_graphs_of_caption_and_negative_differ_in_the_changed_element(parsed, ki
         assert element / len(pairs) >= ELEMENT_THRESHOLDS[kind], (kind, element / len(pairs))
 
 
-def _graph(*objects: tuple[str, list[str]], relations=()) -> SceneGraph:
-    return SceneGraph.build(list(objects), list(relations))
+def _graph(*objects: tuple[str, list[str]]) -> SceneGraph:
+    return SceneGraph.build(list(objects))
 
 
 @pytest.mark.parametrize(

@@ -155,3 +155,9 @@ def change_class(caption_doc: Any, negative_doc: Any) -> str:
     if len(classes) == 1:
         return classes.pop()
     return "mixed" if classes else "other"
+
+
+def change_classes(docs: list[Any]) -> list[str]:
+    """``change_class`` of each pair in [caption, negative, caption, negative, ...] Docs:
+    what an item changed is a property of its texts, the same whichever parser is scored."""
+    return [change_class(docs[at], docs[at + 1]) for at in range(0, len(docs), 2)]
