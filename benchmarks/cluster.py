@@ -2,8 +2,9 @@
 
     python benchmarks/cluster.py out=DIR [scenes=200] [steps=12]
 
-Each case starts its own cluster (tests/ray_nodes.py: token auth, 2 logical CPUs and one
-``train_slot`` per node) and an S3 server for the training data and Ray storage:
+Each case starts its own cluster (components/platform/local_cluster.py: token auth, 2 logical
+CPUs and one ``train_slot`` per node) and an S3 server for the training data and Ray storage
+(components/platform/local_s3.py); the jobs are tests/cluster_jobs.py's driver programs:
 - build: ``build_synthetic`` of ``scenes`` scenes with one 2-CPU actor per node (scenes/s);
 - train: CLIP-tiny, batch 8 per worker, one Ray Train worker per node, shards and
   checkpoints on S3; samples/s = workers x batch / Ray's mean seconds_per_step.
@@ -13,7 +14,7 @@ the ratio measures Ray's placement and overheads here, not what a second machine
 
 from __future__ import annotations
 
-import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+import components.platform.help_gate  # noqa: F401  (answers --help before torch and Ray load)
 
 # isort: split
 import json
@@ -23,12 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from ray_nodes import LocalCluster  # noqa: E402
-from s3_server import running_s3_server  # noqa: E402
+from components.platform.local_cluster import LocalCluster
+from components.platform.local_s3 import running_s3_server
 
 BATCH = 8
+DRIVERS = Path(__file__).resolve().parents[1] / "tests" / "cluster_jobs.py"  # run, not imported
 
 
 def _upload_shards(bucket: str) -> str:
@@ -43,7 +43,7 @@ def _upload_shards(bucket: str) -> str:
 
 
 def measure(nodes: int, data: str, bucket: str, scenes: int, steps: int) -> dict:
-    cluster = LocalCluster(dict(os.environ))
+    cluster = LocalCluster(dict(os.environ), DRIVERS)
     try:
         for _ in range(nodes - 1):
             cluster.add_node()

@@ -13,7 +13,7 @@ caption, hard negative and counterfactual image only).
 
 from __future__ import annotations
 
-import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+import components.platform.help_gate  # noqa: F401  (answers --help before torch and Ray load)
 
 # isort: split
 import statistics
@@ -27,8 +27,8 @@ import torch
 from components.data.shards import write_shard
 from components.data.synthetic import SceneRowBuilder, SyntheticSpec
 from components.models.checkpoint import save_checkpoint
-from components.models.features import ShardFeatures, cache_features
 from components.models.registry import create_model
+from components.training.feature_cache import ShardFeatures, cache_features
 
 
 def step_seconds(model, optimizer, make_rows, steps: int) -> float:
@@ -64,7 +64,7 @@ def main(argv: list[str]) -> None:
 
     import ray
 
-    from components.runtime import init_ray
+    from components.platform.runtime import init_ray
 
     init_ray()
     with tempfile.TemporaryDirectory() as tmp:

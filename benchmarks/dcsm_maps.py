@@ -18,7 +18,7 @@ word-to-region alignment, below 0.5 one that points at the wrong object.
 
 from __future__ import annotations
 
-import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+import components.platform.help_gate  # noqa: F401  (answers --help before torch and Ray load)
 
 # isort: split
 import random
@@ -33,16 +33,12 @@ from components.data.shards import read_shards
 from components.evaluation import load_image
 from components.evaluation.synthetic import synthetic_suites
 from components.models.backbone import Backbone
-from components.models.dcsm import DCSM
-from components.models.dcsm_maps import word_spans
-from components.models.features import (
-    decode_array,
-    dense_image_tokens,
-    dense_text_tokens,
-    feature_files,
-    load_backbone,
-)
-from components.models.occlip import decode_image
+from components.models.batching import decode_image
+from components.models.dcsm.dcsm import DCSM
+from components.models.dcsm.dcsm_maps import word_spans
+from components.models.dense_tokens import decode_array, dense_image_tokens, dense_text_tokens
+from components.models.loading import load_backbone
+from components.training.feature_cache import feature_files
 
 DATA = "datasets/clevr_pairs-n6000-c0.7-s0-64px"
 SUITES = ["swap_att", "swap_rel", "replace_rel"]

@@ -7,26 +7,27 @@ Both readers end in the same validation ``map_batches`` stage (full image decode
 are timed from the first read to the last validated row, parse stage excluded (it is the
 same for both). ``driver``: the driver unpacks every tar (``iter_samples``) and ships the
 rows with ``ray.data.from_arrow``, as ingest did before; ``ray``: tasks read and unpack
-the tars (``read_binary_files``, components.data.ingest_read). Each (reader, CPUs) pair
+the tars (``read_binary_files``, components.data.ingest.read). Each (reader, CPUs) pair
 runs in a fresh local Ray instance of that many CPUs; the best of ``repeats`` counts.
 Writes DIR/results.json and prints a table with the ratios.
 """
 
 from __future__ import annotations
 
-import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+import components.platform.help_gate  # noqa: F401  (answers --help before torch and Ray load)
 
 # isort: split
 import json
 import time
 from pathlib import Path
 
-from components.config import ConfigError
-from components.data.ingest import IngestLimits, SourceSpec, iter_samples
-from components.data.ingest_build import SplitFractions, validate_batch
-from components.data.ingest_demo import write_demo_webdataset
-from components.data.ingest_read import raw_table, read_window
-from components.data.sources import list_units
+from components.data.ingest.base import SourceSpec
+from components.data.ingest.build import SplitFractions, validate_batch
+from components.data.ingest.demo import write_demo_webdataset
+from components.data.ingest.read import raw_table, read_window
+from components.data.ingest.sources import iter_samples, list_units
+from components.data.ingest.validate import IngestLimits
+from components.platform.config import ConfigError
 
 READERS = ("driver", "ray")
 
@@ -98,6 +99,6 @@ def main(argv: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    from components.config import cli
+    from components.platform.cli import cli
 
     cli(main)

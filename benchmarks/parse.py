@@ -12,14 +12,15 @@ over the extra seconds, which cancels it.
 
 from __future__ import annotations
 
-import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+import components.platform.help_gate  # noqa: F401  (answers --help before torch and Ray load)
 
 # isort: split
 import random
 import sys
 import time
 
-from components.data.grammar import RELATION_PHRASES, CaptionPlan, Clause, MentionedObject, realise
+from components.data.grammar import CaptionPlan, Clause, MentionedObject, realise
+from components.parsing.grammar import RELATION_PHRASES
 
 SIZES, COLOURS = ["small", "large"], ["red", "blue", "green", "yellow", "gray", "purple"]
 SHAPES = ["cube", "sphere", "cylinder", "cone"]
@@ -94,8 +95,8 @@ def main(argv: list[str]) -> None:
 
     from components.parsing.metrics import parse_f1
     from components.parsing.registry import get_parser
-    from components.parsing.spacy_parser import SpacyParser
-    from components.runtime import init_ray
+    from components.parsing.spacy.parser import SpacyParser
+    from components.platform.runtime import init_ray
 
     start = time.perf_counter()
     spacy_parser = SpacyParser(batch_size=batch_size)

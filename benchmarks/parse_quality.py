@@ -12,9 +12,10 @@ caption and its negative; the share of items whose graphs differ in the changed 
 the graph keeps the class of word its negative changed; the target is judged on this one,
 docs/parsing.md says why). Also the parse rate over
 all captions on this one core, and the items the parser missed (DIR/misses_KIND.jsonl) for
-reading. ``baseline=`` names another spacy_parser module file (e.g. the committed one,
-``git show HEAD:components/parsing/spacy_parser.py > /tmp/old.py``) scored and timed on the
-same Docs in the same run, so the speed ratio is measured, not remembered: CPU time of
+reading. ``baseline=`` names another spaCy parser module file with a ``graph_from_doc``
+(a self-contained one, e.g. ``git show 9309be1:components/parsing/spacy_parser.py >
+/tmp/old.py``; rules split over modules, as components/parsing/spacy/ is, are read from a
+``git worktree`` of their commit) scored and timed on the same Docs in the same run, so the speed ratio is measured, not remembered: CPU time of
 ``nlp.pipe`` plus each rule set, on the SugarCrepe captions and on benchmarks/parse.py's
 synthetic captions (where 483 captions/s/core was measured); and object / attribute /
 relation F1 on the gold files of tests/data (the hand-labelled SugarCrepe set and the older
@@ -28,7 +29,7 @@ items per file, for a CPU or a quick look.
 
 from __future__ import annotations
 
-import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+import components.platform.help_gate  # noqa: F401  (answers --help before torch and Ray load)
 
 # isort: split
 import importlib.util
@@ -264,7 +265,7 @@ def llm_quality(options: dict[str, str], items: dict[str, list[dict[str, str]]],
     start = time.perf_counter()
     graphs, reasons = graphs_of(texts)
     seconds = time.perf_counter() - start
-    from components.parsing.spacy_parser import load_spacy
+    from components.parsing.spacy.parser import load_spacy
 
     changes = change_classes(list(load_spacy().pipe(texts, batch_size=256)))
     kinds, misses = score(graphs, items, changes)
@@ -313,7 +314,7 @@ def main(argv: list[str]) -> None:
     if parser_name != "spacy":
         raise SystemExit(f"parser={parser_name!r}: choose spacy or llm")
 
-    from components.parsing.spacy_parser import SpacyParser, graph_from_doc, load_spacy
+    from components.parsing.spacy.parser import SpacyParser, graph_from_doc, load_spacy
 
     nlp = load_spacy()
     version = SpacyParser(nlp=nlp).version

@@ -11,7 +11,7 @@ CE (what defaults are chosen on) and the test scores. Seconds per setting on a q
 
 from __future__ import annotations
 
-import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+import components.platform.help_gate  # noqa: F401  (answers --help before torch and Ray load)
 
 # isort: split
 import sys

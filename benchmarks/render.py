@@ -6,7 +6,7 @@ build with 1 vs 2 actors (ratio, measured in the same run because these machines
 
 from __future__ import annotations
 
-import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+import components.platform.help_gate  # noqa: F401  (answers --help before torch and Ray load)
 
 # isort: split
 import sys
@@ -38,7 +38,7 @@ def main(argv: list[str]) -> None:
         rates = [rows_per_second(world, size, scenes) for size in (64, 128, 256)]
         print(f"| {world} | " + " | ".join(f"{r:.0f}" for r in rates) + " |")
 
-    from components.runtime import init_ray
+    from components.platform.runtime import init_ray
 
     init_ray()
     spec = SyntheticSpec("clevr", 0, 0.7, 64)

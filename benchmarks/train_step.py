@@ -25,7 +25,7 @@ Everything lands in DIR/results.json.
 
 from __future__ import annotations
 
-import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+import components.platform.help_gate  # noqa: F401  (answers --help before torch and Ray load)
 
 # isort: split
 import json
@@ -75,7 +75,7 @@ def model_rows(model, rows: list[dict], backbone: dict, device: torch.device) ->
     (computed here on ``device`` at the model's context length, as the cache job would)."""
     if model.name != "dcsm":
         return rows
-    from components.models.features import ShardFeatures
+    from components.training.feature_cache import ShardFeatures
 
     table = pa.Table.from_pylist(rows).select(["id", "image", "caption", "negatives"])
     features = ShardFeatures(backbone, model.context_length, device=str(device))
@@ -174,7 +174,7 @@ def ray_loop(
     """The real Ray Train loop on 1 CPU worker: seconds per step, data wait, start-up."""
     import ray.data
 
-    from components.runtime import init_ray
+    from components.platform.runtime import init_ray
 
     quiet_library_logs()
     init_ray()

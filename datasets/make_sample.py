@@ -18,20 +18,18 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import sys
 import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
 
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from components.config import check, cli, load_config  # noqa: E402
-from components.data.synthetic import SceneRowBuilder, SyntheticSpec  # noqa: E402
+from components.data.synthetic import SceneRowBuilder, SyntheticSpec
+from components.platform.cli import cli
+from components.platform.config import check, load_config
 
 SUGARCREPE_KINDS = ("swap_att", "swap_obj", "replace_att", "replace_rel")  # ours x SugarCrepe's
 

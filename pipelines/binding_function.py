@@ -1,8 +1,8 @@
 """What binding function does a backbone compute? (arXiv 2605.31503, asked of any backbone)
 
     python pipelines/binding_function.py                                  # random-init tiny ViT
-    python pipelines/binding_function.py checkpoint=outputs/train_occlip/occlip/checkpoint
-    python pipelines/binding_function.py backbone=ViT-B-32 pretrained=openai
+    python pipelines/binding_function.py backbone.checkpoint=outputs/train_occlip/occlip/checkpoint
+    python pipelines/binding_function.py backbone.name=ViT-B-32 backbone.pretrained=openai
     python pipelines/binding_function.py --config pipelines/configs/smoke/binding_function.yaml
 
 Renders every ordered two-object scene of a world at a fixed layout (slot 1 left, slot 2
@@ -15,25 +15,28 @@ Writes config.yaml, results.json, report.md to out/, all logged to MLflow.
 
 from __future__ import annotations
 
-import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+import components.platform.help_gate  # noqa: F401  (answers --help before torch and Ray load)
 
 # isort: split
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.config import check, cli, run_pipeline, to_dict
+from components.models.backbone import BackboneConfig
+from components.platform.cli import cli, run_pipeline
+from components.platform.config import check, check_path, to_dict
+from components.platform.tracking import log_results, pipeline_run, write_outputs
 from components.probes.complexity import ComplexityConfig
-from components.tracking import log_results, pipeline_run, write_outputs
+from components.probes.report import backbone_label
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "binding_function.yaml"
 
 
 @dataclass
 class BindingFunctionConfig:
-    backbone: str = "tiny"  # a registered small config or an open_clip model name
-    pretrained: str = ""  # open_clip tag or local weights ("" = random init)
-    checkpoint: str = ""  # a bindkit checkpoint directory; its .backbone is analysed
+    # the backbone analysed: name + pretrained ("" = random init, seeded by ``seed``), or
+    # checkpoint (a trained model's .backbone)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
     world: str = "clevr_pairs"  # world whose ordered two-object scenes are rendered
     image_size: int = 0  # pixels rendered (the backbone resizes); 0 = the backbone's own
     seen_fraction: float = 0.7  # share of objects the approximators are fitted on
@@ -45,23 +48,14 @@ class BindingFunctionConfig:
     def validate(self) -> None:
         check(0 < self.seen_fraction < 1, "seen_fraction", self.seen_fraction, "in (0, 1)")
         check(self.image_size >= 0, "image_size", self.image_size, "an integer >= 0")
-        if self.checkpoint:
-            from components.config import check_path
-
-            check_path("checkpoint", self.checkpoint, "dir")
-
-
-def model_spec(config: BindingFunctionConfig) -> dict[str, Any]:
-    if config.checkpoint:
-        return {"checkpoint": config.checkpoint}
-    return {"name": config.backbone, "pretrained": config.pretrained or None}
+        if self.backbone.checkpoint:
+            check_path("backbone.checkpoint", self.backbone.checkpoint, "dir")
 
 
 def report(results: dict[str, Any], config: BindingFunctionConfig) -> str:
     """Level I/II R^2, targeted removal and the approximators as markdown tables."""
-    source = config.checkpoint or f"{config.backbone} ({config.pretrained or 'random init'})"
     lines = [
-        f"# binding_function: {source} on {config.world}",
+        f"# binding_function: {backbone_label(config.backbone)} on {config.world}",
         "",
         f"{results['num_scenes']} ordered two-object scenes at {results['image_size']} px, "
         f"{len(results['seen_objects'])} of {results['num_objects']} objects seen.",
@@ -100,13 +94,13 @@ def run(config: BindingFunctionConfig) -> dict[str, Any]:
     import torch
 
     from components.data.worlds import get_world
+    from components.models.loading import load_backbone
     from components.probes.backbone_binding import backbone_binding_function
-    from components.probes.extract import load_backbone
 
     world = get_world(config.world)
     torch.manual_seed(config.seed)  # the random-init backbone is a function of the seed
     with pipeline_run(config.experiment, "binding_function", to_dict(config)):
-        backbone = load_backbone(model_spec(config)).eval()
+        backbone = load_backbone(config.backbone).eval()
         image_size = config.image_size or backbone.image_size
         results = backbone_binding_function(
             backbone,

@@ -15,20 +15,22 @@ units; a rerun with other settings refuses (or rebuilds with overwrite=true).
 
 from __future__ import annotations
 
-import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+import components.platform.help_gate  # noqa: F401  (answers --help before torch and Ray load)
 
 # isort: split
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.config import check, cli, run_pipeline, to_dict
-from components.data.ingest import IngestLimits, SourceSpec
-from components.data.ingest_build import SPLITS, SplitFractions, build_from_source
-from components.data.ingest_demo import write_demo_webdataset
+from components.data.ingest.base import SourceSpec
+from components.data.ingest.build import SPLITS, SplitFractions, build_from_source
+from components.data.ingest.demo import write_demo_webdataset
+from components.data.ingest.validate import IngestLimits
 from components.data.real_negatives import KINDS as NEGATIVE_KINDS
 from components.parsing.stage import ParseStageConfig
-from components.runtime import init_ray
-from components.tracking import log_results, pipeline_run, write_outputs
+from components.platform.cli import cli, run_pipeline
+from components.platform.config import check, to_dict
+from components.platform.runtime import init_ray
+from components.platform.tracking import log_results, pipeline_run, write_outputs
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "build_shards.yaml"
 

@@ -5,7 +5,7 @@ python pipelines/build_synthetic.py world=clevr num_scenes=2000 coverage=0.5 see
 
 from __future__ import annotations
 
-import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+import components.platform.help_gate  # noqa: F401  (answers --help before torch and Ray load)
 
 # isort: split
 from dataclasses import dataclass, field
@@ -14,11 +14,12 @@ from typing import Any
 
 import mlflow
 
-from components.config import check, cli, run_pipeline, to_dict
 from components.data.build import build_synthetic, check_synthetic_options
 from components.data.synthetic import SyntheticSpec
-from components.runtime import init_ray
-from components.tracking import log_results, pipeline_run, write_outputs
+from components.platform.cli import cli, run_pipeline
+from components.platform.config import check, to_dict
+from components.platform.runtime import init_ray
+from components.platform.tracking import log_results, pipeline_run, write_outputs
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "build_synthetic.yaml"
 

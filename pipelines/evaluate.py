@@ -14,53 +14,47 @@ the template parser of the split's world (from ``<data dir>/card.json``) on synt
 and with ``public_parser`` elsewhere, unless ``parser`` names another parser for both. DCSM
 gets its paper's text handling on WhatsUp / CLEVR-bind; WhatsUp's on/under -> above/below
 applies to every model or, with ``whatsup_on_under=false``, to none (`text_rewrite`). Suites with
-more than ``ray_threshold`` items are split across Ray actors, each holding the model once.
-Writes the results tables, one bar chart per suite family, failure galleries, results.json,
+more than ``ray_threshold`` items are split across Ray actors, each holding the model once
+(components/evaluation/checkpoint_runs.py). Writes the results tables, one bar chart per suite family, failure galleries, results.json,
 report.md and config.yaml to ``out/``, and logs all of it to MLflow.
 """
 
 from __future__ import annotations
 
-import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+import components.platform.help_gate  # noqa: F401  (answers --help before torch and Ray load)
 
 # isort: split
 import json
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from components.config import ConfigError, check, check_path, cli, run_pipeline, to_dict
-from components.data.storage import basename, child, exists, is_dir, parent, read_bytes, staged_dir
-from components.evaluation import (
-    Benchmark,
-    EvalResult,
-    get_benchmark,
-    markdown_table,
-    results_dict,
-    write_report,
+from components.data.worlds import template_parser_options
+from components.evaluation import write_report
+from components.evaluation.checkpoint_runs import (
+    SYNTHETIC,
+    ScoringOptions,
+    Suite,
+    evaluate_model,
+    evaluation_report,
+    load_suites,
+    log_evaluation,
+    model_labels,
 )
-from components.evaluation.dcsm_protocol import text_rewrite
-from components.evaluation.loaders.suites import is_public_suite, public_benchmarks
-from components.evaluation.report import suite_of
-from components.evaluation.scoring import (
-    CheckpointScorer,
-    ParserSpec,
-    evaluate_on_actors,
-    start_scorer_actors,
-)
+from components.evaluation.report import results_dict
+from components.evaluation.scoring import ParserSpec
 from components.evaluation.synthetic import SUITES as SYNTHETIC_SUITES
-from components.evaluation.synthetic import synthetic_suites
 from components.evaluation.zeroshot import ZeroShotConfig, checkpoints_zero_shot
-from components.models.checkpoint import read_checkpoint_config
-from components.models.occlip import NEGATION_RULES
-from components.runtime import init_ray
-from components.tracking import log_results, pipeline_run, write_outputs
+from components.models.backbone import BackboneConfig
+from components.platform.cli import cli, run_pipeline
+from components.platform.config import ConfigError, check, check_path, to_dict
+from components.platform.runtime import init_ray
+from components.platform.storage import child, staged_dir
+from components.platform.tracking import pipeline_run, write_outputs
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "evaluate.yaml"
-SYNTHETIC = "synthetic:"
 
 
 @dataclass
@@ -83,7 +77,9 @@ class SmokeData:
 
 
 @dataclass
-class EvaluateConfig:
+class EvaluateConfig(ScoringOptions):
+    """The checkpoints, the suites, and (inherited) how each checkpoint is scored."""
+
     models: list[str] = field(default_factory=list)  # checkpoint folders or URIs
     suites: list[str] = field(default_factory=list)  # "synthetic:<split dir>" or public names
     root: str = ""  # directory holding the public benchmarks' files
@@ -95,93 +91,26 @@ class EvaluateConfig:
     parser: str = "template"  # template: the world's grammar on synthetic suites
     public_parser: str = "spacy"  # OC-CLIP's parser for public suites when parser=template
     parser_options: dict[str, Any] = field(default_factory=dict)  # for non-template parsers
-    batch_size: int = 16  # items per scorer.score call
-    device: str = "auto"  # auto | cpu | cuda, for in-process scoring
-    ray_threshold: int = 2000  # suites with more items than this are scored on Ray actors
-    ray_actors: int = 2  # actors per model (each loads the model once)
-    actor_cpus: float = 1.0  # CPUs per scoring actor
-    actor_gpus: float = 0.0  # GPUs per scoring actor (fractions share one)
     gallery_limit: int = 12  # failures shown per (model, suite)
-    negation: str = ""  # OC-CLIP's test-time rule: subtract | ignore | "" (checkpoint's)
-    whatsup_on_under: bool = True  # WhatsUp on/under -> above/below for every model (or none)
-    smoke_random_model: bool = False  # models empty: save a random-init tiny CLIP into out/
+    smoke_random_model: bool = False  # models empty: save a random-init CLIP on ``backbone``
+    # the architecture of the smoke_random_model CLIP (its weights are always random)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
     smoke_data: SmokeData = field(default_factory=SmokeData)
     zeroshot: ZeroShotConfig = field(default_factory=ZeroShotConfig)  # ImageFolder top-1
     out: str = "outputs/evaluate"  # output folder or URI: results, report.md/html, galleries
     experiment: str = "evaluate"  # MLflow experiment name
 
     def validate(self) -> None:
+        super().validate()
         check(self.limit >= 0, "limit", self.limit, "an integer >= 0 (0 = all)")
-        check(self.batch_size > 0, "batch_size", self.batch_size, "an integer > 0")
-        check(self.device in ("auto", "cpu", "cuda"), "device", self.device, "auto | cpu | cuda")
         check(
-            self.negation in ("", *NEGATION_RULES),
-            "negation",
-            self.negation,
-            f"'' or one of {' | '.join(NEGATION_RULES)}",
+            not self.backbone.checkpoint,
+            "backbone.checkpoint",
+            self.backbone.checkpoint,
+            "empty: the smoke model's backbone is built from backbone.name",
         )
         for index, model in enumerate(self.models):
             check_path(f"models[{index}]", model, "dir")
-
-
-@dataclass(frozen=True)
-class Suite:
-    """A loaded benchmark and where it came from (the world decides OC-CLIP's parser)."""
-
-    benchmark: Benchmark
-    synthetic: bool
-    world: str | None = None  # from the split's card.json; None for public suites
-
-
-def model_labels(checkpoints: list[str | Path]) -> list[str]:
-    """Each checkpoint's model name; names shared by several get their parent dir's name."""
-    names = [read_checkpoint_config(c)["name"] for c in checkpoints]
-    parents = [
-        c.resolve().parent.name if isinstance(c, Path) else basename(parent(c)) for c in checkpoints
-    ]
-    labels = [
-        name if names.count(name) == 1 else f"{name}-{folder}"
-        for name, folder in zip(names, parents, strict=True)
-    ]
-    seen: dict[str, int] = {}
-    unique = []
-    for label in labels:  # same name and same parent dir name: number them in order
-        seen[label] = seen.get(label, 0) + 1
-        unique.append(label if labels.count(label) == 1 else f"{label}-{seen[label]}")
-    return unique
-
-
-def load_suites(config: EvaluateConfig) -> tuple[list[Suite], list[str]]:
-    """Every benchmark the config names, and the names of those that came out empty."""
-    suites: list[Suite] = []
-    for spec in config.suites:
-        if spec.startswith(SYNTHETIC):
-            split_dir = child(spec[len(SYNTHETIC) :])  # a local folder or a URI
-            if not is_dir(str(split_dir)):
-                raise ConfigError(f"suite {spec!r}: {split_dir} is not a directory of shards")
-            card = child(parent(str(split_dir)), "card.json")
-            # own data (build_shards) has a card without a world
-            world = json.loads(read_bytes(str(card))).get("world") if exists(str(card)) else None
-            found = synthetic_suites(split_dir, config.synthetic_suites, config.limit or None)
-            suites += [Suite(bench, True, world) for bench in found.values()]
-            continue
-        if is_public_suite(spec):  # "sugarcrepe:ROOT", "whatsup/controlled_a:ROOT"
-            suites += [Suite(b, False) for b in public_benchmarks([spec], config.limit)]
-            continue
-        root = config.roots.get(suite_of(spec), config.root)
-        if not root:
-            raise ConfigError(
-                f"suite {spec!r} is a public benchmark: set root=DIR (or "
-                f"roots.{suite_of(spec)}=DIR) to the directory holding its files"
-            )
-        bench = get_benchmark(spec, root, **config.benchmark_options.get(spec, {}))
-        suites.append(Suite(bench.subset(config.limit) if config.limit else bench, False))
-    names = [s.benchmark.name for s in suites]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ConfigError(f"suites {config.suites} give benchmarks {duplicates} more than once")
-    empty = [s.benchmark.name for s in suites if not s.benchmark.items]
-    return [s for s in suites if s.benchmark.items], empty
 
 
 def parser_for(config: EvaluateConfig, suite: Suite) -> ParserSpec:
@@ -189,81 +118,9 @@ def parser_for(config: EvaluateConfig, suite: Suite) -> ParserSpec:
     if config.parser == "template":
         if suite.synthetic:
             # Without a card the grammar still parses, just without the world's vocabulary.
-            return "template", {"world": suite.world} if suite.world else {}
+            return "template", template_parser_options(suite.world) if suite.world else {}
         return config.public_parser, dict(config.parser_options)
     return config.parser, dict(config.parser_options)
-
-
-@dataclass(frozen=True)
-class RunNote:
-    """How one (model, suite) was scored, for report.md."""
-
-    label: str
-    benchmark: str
-    items: int
-    path: str
-    parser: str
-    rewritten: bool
-    seconds: float
-
-
-def evaluate_model(
-    config: EvaluateConfig, checkpoint: str | Path, label: str, suites: list[Suite]
-) -> tuple[list[EvalResult], list[RunNote]]:
-    """Every suite for one checkpoint: in-process, or on Ray actors above the threshold."""
-    import ray
-
-    architecture = read_checkpoint_config(checkpoint)["name"]
-    device = config.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    local: CheckpointScorer | None = None
-    actors: list[Any] = []
-    results, notes = [], []
-    try:
-        for suite in suites:
-            benchmark = suite.benchmark
-            rewrite = text_rewrite(benchmark.name, architecture == "dcsm", config.whatsup_on_under)
-            if rewrite is not None:
-                benchmark = benchmark.map_texts(rewrite)
-            parser = parser_for(config, suite)
-            start = time.perf_counter()
-            on_ray = len(benchmark) > config.ray_threshold
-            if on_ray:
-                if not actors:
-                    init_ray()
-                    actors = start_scorer_actors(
-                        str(checkpoint),
-                        config.ray_actors,
-                        config.actor_cpus,
-                        config.actor_gpus,
-                        config.negation,
-                    )
-                result = evaluate_on_actors(actors, benchmark, parser, config.batch_size, label)
-                parses = ray.get(actors[0].parses.remote())
-            else:
-                local = local or CheckpointScorer(str(checkpoint), device, config.negation)
-                result = replace(
-                    local.evaluate(benchmark, parser, config.batch_size), scorer_name=label
-                )
-                parses = local.parses()
-            results.append(result)
-            notes.append(
-                RunNote(
-                    label,
-                    benchmark.name,
-                    len(benchmark),
-                    f"ray x{len(actors)}" if on_ray else device,
-                    parser[0] if parses else "-",
-                    rewrite is not None,
-                    time.perf_counter() - start,
-                )
-            )
-            print(f"{label} on {benchmark.name}: {result.headline():.3f}", flush=True)
-    finally:
-        for actor in actors:
-            ray.kill(actor)
-    return results, notes
 
 
 def build_smoke_inputs(config: EvaluateConfig, out_dir: Path) -> EvaluateConfig:
@@ -276,7 +133,7 @@ def build_smoke_inputs(config: EvaluateConfig, out_dir: Path) -> EvaluateConfig:
         from components.models.registry import create_model
 
         torch.manual_seed(0)
-        model = create_model("clip", {"name": "tiny"}, load_pretrained=False)
+        model = create_model("clip", config.backbone.spec(), load_pretrained=False)
         models = [str(save_checkpoint(model, out / "clip" / "checkpoint"))]
     smoke = config.smoke_data
     if not suites and smoke.rows > 0:
@@ -292,68 +149,6 @@ def build_smoke_inputs(config: EvaluateConfig, out_dir: Path) -> EvaluateConfig:
         (data / "card.json").write_text(json.dumps(card, indent=2))
         suites = [f"{SYNTHETIC}{data / smoke.split}"]
     return replace(config, models=models, suites=suites)
-
-
-def report(
-    config: EvaluateConfig,
-    labels: dict[str, str | Path],
-    results: list[EvalResult],
-    notes: list[RunNote],
-    empty: list[str],
-) -> str:
-    """report.md: the models, the headline table, and how each number was obtained."""
-    lines = [
-        f"# evaluate: {len(labels)} model(s) x {len({n.benchmark for n in notes})} suite(s)",
-        "",
-        "| model | architecture | checkpoint |",
-        "|---|---|---|",
-        *(
-            f"| {label} | {read_checkpoint_config(path)['name']} | {path} |"
-            for label, path in labels.items()
-        ),
-        "",
-        "## Headline metric (%)",
-        "",
-        markdown_table(results).rstrip(),
-        "",
-        "## Runs",
-        "",
-        "| model | suite | items | where | parser | DCSM text rewrite | seconds |",
-        "|---|---|---:|---|---|---|---:|",
-        *(
-            f"| {n.label} | {n.benchmark} | {n.items} | {n.path} | {n.parser} | "
-            f"{'yes' if n.rewritten else 'no'} | {n.seconds:.1f} |"
-            for n in notes
-        ),
-        "",
-    ]
-    if empty:
-        lines += [f"Suites with no items, not scored: {', '.join(empty)}.", ""]
-    lines += [
-        "Files: results.md (this table), results.csv (every number), categories.csv, "
-        "plots/<suite>.png, failures/<model>__<suite>.png.",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def log_to_mlflow(out: Path, results: list[EvalResult], notes: list[RunNote]) -> None:
-    """Headlines, every summary number and timings as metrics; tables and plots as files."""
-    import mlflow
-
-    log_results(results_dict(results))
-    summaries: dict[str, dict[str, Any]] = {}
-    for r in results:
-        summaries.setdefault(r.scorer_name, {})[r.benchmark.name] = r.summary()
-    log_results(summaries, prefix="summary.")
-    seconds: dict[str, dict[str, float]] = {}
-    for n in notes:
-        seconds.setdefault(n.label, {})[n.benchmark] = n.seconds
-    log_results(seconds, prefix="seconds.")
-    for name in ("results.md", "results.csv", "categories.csv"):  # write_outputs logs the rest
-        mlflow.log_artifact(str(out / name))
-    for folder in ("plots", "failures"):
-        if (out / folder).is_dir():
-            mlflow.log_artifacts(str(out / folder), artifact_path=folder)
 
 
 def main(argv: list[str]) -> dict[str, dict[str, float]]:
@@ -378,24 +173,32 @@ def evaluate_all(config: EvaluateConfig, out: Path) -> dict[str, dict[str, float
     checkpoints = [child(m) for m in config.models]  # Paths, or URI strings
     labels = dict(zip(model_labels(checkpoints), checkpoints, strict=True))
     with pipeline_run(config.experiment, f"evaluate-{'+'.join(labels)}", to_dict(config)):
-        suites, empty = load_suites(config)
+        suites, empty = load_suites(
+            config.suites,
+            config.limit,
+            config.synthetic_suites,
+            config.root,
+            config.roots,
+            config.benchmark_options,
+        )
         if not suites:
             raise ConfigError(f"every suite in {config.suites} is empty: {empty}")
-        results: list[EvalResult] = []
-        notes: list[RunNote] = []
+        results, notes = [], []
         for label, checkpoint in labels.items():
-            model_results, model_notes = evaluate_model(config, checkpoint, label, suites)
+            model_results, model_notes = evaluate_model(
+                config, checkpoint, label, suites, lambda s: parser_for(config, s), init_ray
+            )
             results += model_results
             notes += model_notes
         write_report(results, out, gallery_limit=config.gallery_limit)
         headline = results_dict(results)
-        text = report(config, labels, results, notes, empty)
+        text = evaluation_report(labels, results, notes, empty)
         if config.zeroshot.root:  # backbone retention (zeroshot.py), beside the suites
             for label, top in checkpoints_zero_shot(labels, config.zeroshot).items():
                 headline.setdefault(label, {})["zeroshot_top1"] = top["top1"]
                 text += f"\nZero-shot on {config.zeroshot.root}, {label}: {top}\n"
         write_outputs(config.out, config, headline, text)
-        log_to_mlflow(out, results, notes)
+        log_evaluation(out, results, notes)
     print(text)
     return headline
 

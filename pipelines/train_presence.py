@@ -2,7 +2,7 @@
 
     python pipelines/train_presence.py                          # both, tiny ViT, ColorShape 128 px
     python pipelines/train_presence.py targets=[objects] train.steps=3000
-    python pipelines/probe_binding.py checkpoint=outputs/train_presence/objects/checkpoint \\
+    python pipelines/probe_binding.py backbone.checkpoint=outputs/train_presence/objects/checkpoint \\
         data.image_size=128 data.num_scenes=6000                # then probe each one
     python pipelines/train_presence.py --config pipelines/configs/smoke/train_presence.yaml
 
@@ -12,7 +12,7 @@ object_code), which requires binding; ``features`` one over individual values (c
 shapes, the row's feature_code), which does not. Both train through the shared Ray Train
 loop (components/training/) from the same random init, which is also written to
 out/init/checkpoint: the random-init control with the same architecture and image size.
-Checkpoints are bindkit checkpoints, so ``probe_binding checkpoint=DIR`` probes their
+Checkpoints are bindkit checkpoints, so ``probe_binding backbone.checkpoint=DIR`` probes their
 backbone. The built world is the one ``probe_binding`` builds for the same data settings.
 This is its own pipeline, not a train_occlip config: train_occlip trains on captions and
 scores caption hard negatives, neither of which a presence classifier has.
@@ -20,7 +20,7 @@ scores caption hard negatives, neither of which a presence classifier has.
 
 from __future__ import annotations
 
-import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+import components.platform.help_gate  # noqa: F401  (answers --help before torch and Ray load)
 
 # isort: split
 from dataclasses import dataclass, field
@@ -29,22 +29,17 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from components.config import check, check_path, cli, run_pipeline, to_dict
 from components.data.build import check_synthetic_options, probe_world
 from components.data.shards import shard_files
-from components.data.storage import child, join, ray_paths, staged_dir
 from components.models.backbone import BackboneConfig
-from components.runtime import init_ray
-from components.tracking import (
-    finish_model_run,
-    log_config_params,
-    log_results,
-    pipeline_run,
-    tracking_uri,
-    write_outputs,
-)
+from components.platform.cli import cli, run_pipeline
+from components.platform.config import check, check_path, to_dict
+from components.platform.runtime import init_ray
+from components.platform.storage import child, join, ray_paths, staged_dir
+from components.platform.tracking import log_results, pipeline_run, write_outputs
 from components.training.loop import TrainConfig
-from components.training.trainer import ScalingSettings, best_checkpoint, export_checkpoint, fit
+from components.training.model_runs import fit_model_run
+from components.training.trainer import ScalingSettings
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "train_presence.yaml"
 TARGETS = ("objects", "features")
@@ -84,6 +79,12 @@ class TrainPresenceConfig:
     experiment: str = "train_presence"  # MLflow experiment name
 
     def validate(self) -> None:
+        check(
+            not self.backbone.checkpoint,
+            "backbone.checkpoint",
+            self.backbone.checkpoint,
+            "empty: models train from backbone.name and backbone.pretrained",
+        )
         check(
             bool(self.targets) and set(self.targets) <= set(TARGETS),
             "targets",
@@ -131,26 +132,23 @@ def read_split(split_dir: Path | str):
 
 def train_one(config, target: str, data, parent_run_id: str, out: Path) -> Path:
     """Fit one supervision with the shared Ray Train loop; returns its checkpoint directory."""
-    import mlflow
-
     train_dir = child(data, "train")
     spec = model_spec(config, target, label_count(train_dir, target))
     val = read_split(child(data, config.train.val_split)) if config.train.val_every else None
-    with mlflow.start_run(run_name=target, nested=True, parent_run_id=parent_run_id) as run:
-        log_config_params(to_dict(config), model="presence", target=target)
-        result = fit(
-            spec,
-            config.train,
-            read_split(train_dir),
-            config.scaling,
-            storage_path=join(config.out, "ray"),
-            run_name=f"presence-{target}",
-            mlflow={"tracking_uri": tracking_uri(), "run_id": run.info.run_id},
-            val_dataset=val,
-        )
-    target_dir = export_checkpoint(best_checkpoint(result), out / target / "checkpoint")
-    finish_model_run(run.info.run_id, target_dir)
-    return target_dir
+    return fit_model_run(
+        spec,
+        config.train,
+        read_split(train_dir),
+        config.scaling,
+        run_name=target,
+        parent_run_id=parent_run_id,
+        params=to_dict(config),
+        tags={"model": "presence", "target": target},
+        storage_path=join(config.out, "ray"),
+        target=out / target / "checkpoint",
+        ray_run_name=f"presence-{target}",
+        val_dataset=val,
+    )
 
 
 def save_init(config: TrainPresenceConfig, target: str, num_labels: int, out: Path) -> Path:

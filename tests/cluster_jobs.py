@@ -13,14 +13,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from components.data.shards import shard_files  # noqa: E402
-from components.runtime import init_ray  # noqa: E402
-from components.training.loop import TrainConfig  # noqa: E402
-from components.training.trainer import ScalingSettings, fit  # noqa: E402
+from components.data.shards import shard_files
+from components.platform.runtime import init_ray
+from components.training.loop import TrainConfig
+from components.training.trainer import ScalingSettings, fit
 
 MODEL = {"name": "clip", "backbone": {"name": "tiny"}}
 COLUMNS = ["image", "caption", "graph"]

@@ -20,12 +20,20 @@ def ray_cluster():
     """A local Ray cluster shared by every Ray test (startup costs seconds).
 
     Logical CPUs are over-committed (6 on a 2-core machine): an actor pool plus a Train
-    worker otherwise starve Ray Data's read tasks and the job hangs (ecosystem.md 1.6).
+    worker otherwise starve Ray Data's read tasks and the job hangs (docs/methods/ecosystem.md 1.6).
     """
     import ray
 
     if not ray.is_initialized():
-        ray.init(address="local", num_cpus=6, include_dashboard=False, log_to_driver=False)
+        # The dashboard (loopback, free port) serves the State API Ray Train's cleaner polls.
+        ray.init(
+            address="local",
+            num_cpus=6,
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            dashboard_port=0,
+            log_to_driver=False,
+        )
     import ray.data
 
     ray.data.DataContext.get_current().enable_progress_bars = False
@@ -56,7 +64,7 @@ def one_torch_thread():
 def parser():
     """The spaCy parser, loaded once for every parsing test (a module that needs another
     parser defines its own ``parser`` fixture, which wins)."""
-    from components.parsing.spacy_parser import SpacyParser
+    from components.parsing.spacy.parser import SpacyParser
 
     try:
         return SpacyParser()

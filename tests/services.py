@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from s3_server import S3Server, free_port, wait_for_port
+
+from components.platform.local_s3 import S3Server, free_port, wait_for_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_USER = "bindkit"

@@ -181,7 +181,7 @@ def test_backbone_config_spec_leaves_defaults_out():
 
 
 def test_train_occlip_passes_pretrained_alone_to_the_model_and_has_no_init_key(weights_file):
-    from components.config import ConfigError, load_config
+    from components.platform.config import ConfigError, load_config
     from pipelines.train_occlip import TrainOcclipConfig, model_spec
 
     path, _ = weights_file

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from components.models.controlled import ControlledModelConfig
-from components.models.controlled_world import TokenWorld
+from components.data.controlled_world import TokenWorld
+from components.models.controlled.controlled import ControlledModelConfig
 from components.probes.additive import additive_decomposition, fit_additive, targeted_removal
 from components.probes.complexity import (
     Approximator,
@@ -135,7 +135,7 @@ def test_additive_approximator_generalises_to_heldout_objects_of_an_additive_wor
 
 def test_controlled_scene_embeddings_cover_every_ordered_pair():
     world = TokenWorld(2, 3, 2)
-    from components.models.controlled import ControlledDualEncoder
+    from components.models.controlled.controlled import ControlledDualEncoder
 
     model = ControlledDualEncoder(
         world, ControlledModelConfig(d_model=16, num_heads=2, num_layers=1, ffn_dim=32, d_out=8)
@@ -151,7 +151,7 @@ def test_controlled_scene_embeddings_cover_every_ordered_pair():
 
 def test_controlled_binding_function_reads_the_model_as_its_own_metric_does():
     """The probe path (query rows, cosine) must rank objects as the model's logits do."""
-    from components.models.controlled import (
+    from components.models.controlled.controlled import (
         ControlledDualEncoder,
         object_labels,
         recognition_correct,

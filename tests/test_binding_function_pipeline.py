@@ -1,4 +1,4 @@
-"""pipelines/binding_function.py: the analysis of whatever backbone checkpoint= names."""
+"""pipelines/binding_function.py: the analysis of the backbone backbone.checkpoint= names."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from components.config import ConfigError, load_config
+from components.platform.config import ConfigError, load_config
 from pipelines.binding_function import BindingFunctionConfig, main
 
 
@@ -31,7 +31,7 @@ def test_the_checkpoints_backbone_is_the_one_analysed(tmp_path, mlflow_uri, one_
     out = tmp_path / "out"
     main(
         [
-            f"checkpoint={checkpoint}",
+            f"backbone.checkpoint={checkpoint}",
             "image_size=16",
             "complexity.families=[additive]",
             "complexity.epochs=5",

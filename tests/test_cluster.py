@@ -13,17 +13,22 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from ray_nodes import LocalCluster, parse_result, raylet_pid
+from ray_nodes import raylet_pid
+
+from components.platform.local_cluster import LocalCluster, parse_result
+
+DRIVERS = Path(__file__).parent / "cluster_jobs.py"
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def two_nodes(s3_server) -> Iterator[LocalCluster]:
-    cluster = LocalCluster({**os.environ, **s3_server.env})
+    cluster = LocalCluster({**os.environ, **s3_server.env}, DRIVERS)
     try:
         cluster.add_node()
         cluster.wait_for_nodes(2)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from components.config import ConfigError, load_config
+from components.platform.config import ConfigError, load_config
 
 
 @dataclass
@@ -38,21 +38,6 @@ def test_unknown_key_and_bad_type_fail_before_any_work(tmp_path):
         load_config(Demo, ["inner.layers=many"])
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(Demo, ["--config", str(tmp_path / "missing.yaml")])
-
-
-def test_occlip_options_mirror_the_model_constructor():
-    import dataclasses
-    import inspect
-
-    from components.models.occlip import OCCLIP
-    from components.models.occlip_options import OcclipOptions
-
-    signature = inspect.signature(OCCLIP.__init__).parameters
-    expected = {
-        k: p.default for k, p in signature.items() if k not in ("self", "backbone", "parser")
-    }
-    options = {f.name: f.default for f in dataclasses.fields(OcclipOptions)}
-    assert options == expected and list(options) == list(expected)
 
 
 def test_mistyped_occlip_option_fails_at_parse_time_with_a_hint():

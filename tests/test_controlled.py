@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from components.models.controlled import (
+from components.data.controlled_world import TokenWorld
+from components.models.controlled.controlled import (
     ControlledDualEncoder,
     ControlledModelConfig,
     bag_of_concepts_chance,
@@ -20,7 +21,6 @@ from components.models.controlled import (
     recognition_correct,
     soft_target_loss,
 )
-from components.models.controlled_world import TokenWorld
 from components.training.controlled_trainer import (
     ControlledTrainConfig,
     object_splits,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from components.data.controlled_world import TokenWorld
 from components.data.worlds.clevr import ClevrWorld
-from components.models.controlled import ControlledDualEncoder, ControlledModelConfig
-from components.models.controlled_pixels import render_atlas, scene_codes
-from components.models.controlled_world import TokenWorld
+from components.models.controlled.controlled import ControlledDualEncoder, ControlledModelConfig
+from components.models.controlled.controlled_pixels import render_atlas, scene_codes
 from components.training.controlled_trainer import ControlledTrainConfig, train_controlled
 
 WORLD = TokenWorld(2, 3, 2)  # 3 colours x 3 shapes, 100 atlas rows

@@ -13,14 +13,15 @@ from PIL import Image
 from components.data.shards import write_shard
 from components.data.synthetic import SceneRowBuilder, SyntheticSpec
 from components.models.checkpoint import load_checkpoint, save_checkpoint
-from components.models.dcsm_maps import (
+from components.models.dcsm.dcsm_maps import (
     functional_columns,
     replace_functional,
     similarity_maps,
     word_spans,
 )
-from components.models.features import cache_features, decode_array, feature_files
+from components.models.dense_tokens import decode_array
 from components.models.registry import create_model
+from components.training.feature_cache import cache_features, feature_files
 
 BACKBONE = {"name": "tiny", "image_size": 32}  # 4x4 patches + CLS = 17 image tokens
 SPEC = SyntheticSpec("clevr_pairs", seed=3, coverage=0.7, image_size=32)
@@ -40,7 +41,7 @@ def model():
 @pytest.fixture(scope="module")
 def feature_rows(rows):
     """Cache rows of ``rows`` from a seeded random-init backbone, as the trainer reads them."""
-    from components.models.features import ShardFeatures
+    from components.training.feature_cache import ShardFeatures
 
     torch.manual_seed(0)
     return ShardFeatures(BACKBONE, context_length=20)(rows).to_pylist()

@@ -12,6 +12,7 @@ import torch
 from components.data.build import dataset_card
 from components.data.shards import write_shard
 from components.data.synthetic import SceneRowBuilder, SyntheticSpec
+from components.data.worlds import template_parser_options
 from components.evaluation import evaluate
 from components.evaluation.synthetic import synthetic_suites
 from components.models.backbone import build_backbone
@@ -83,7 +84,7 @@ def test_results_json_has_every_model_and_suite_and_equals_direct_evaluate(works
     for name, checkpoint in workspace["checkpoints"].items():
         model = load_checkpoint(checkpoint).eval()
         if name == "occlip":  # the card's world gives the template parser its vocabulary
-            model.parser = get_parser("template", world="clevr_pairs")
+            model.parser = get_parser("template", **template_parser_options("clevr_pairs"))
         expected = {
             bench.name: evaluate(model, bench, batch_size=BATCH_SIZE, progress=False).summary()[
                 "accuracy"
@@ -131,7 +132,7 @@ def test_ray_sharded_suites_give_the_in_process_numbers(
 
 
 def test_models_sharing_a_name_are_told_apart_by_their_parent_directory(workspace, tmp_path):
-    from pipelines.evaluate import model_labels
+    from components.evaluation.checkpoint_runs import model_labels
 
     clip = load_checkpoint(workspace["checkpoints"]["clip"])
     first = save_checkpoint(clip, tmp_path / "run_a" / "checkpoint")

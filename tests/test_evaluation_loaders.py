@@ -415,8 +415,8 @@ def test_negbench_real_mcq_csv_rows_load(subset, tmp_path):
 
 @needs_reference
 def test_public_suite_specs_name_a_family_or_one_split(tmp_path):
-    from components.config import ConfigError
     from components.evaluation.loaders.suites import parse_public_suite
+    from components.platform.config import ConfigError
 
     names, root, family = parse_public_suite(f"sugarcrepe:{REFERENCE / 'sugarcrepe'}")
     assert family and "sugarcrepe/swap_att" in names and root.endswith("sugarcrepe")

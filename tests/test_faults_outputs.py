@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from components.config import ConfigError
-from components.outputs import (
+from components.platform.config import ConfigError
+from components.platform.outputs import (
     LOCK,
     MANIFEST,
     OutputLockedError,
@@ -90,7 +90,7 @@ def test_manifest_on_uri(tmp_path):
 def _hold_lock_in_subprocess(out) -> subprocess.Popen:
     code = (
         "import sys, time\n"
-        "from components.outputs import run_lock\n"
+        "from components.platform.outputs import run_lock\n"
         f"with run_lock({str(out)!r}):\n"
         "    print('held', flush=True)\n"
         "    time.sleep(60)\n"
@@ -196,7 +196,7 @@ def test_debug_flag_shows_the_traceback(tmp_path):
 
 
 def test_dash_dash_key_value_and_typo_hint(tmp_path):
-    from components.config import load_config
+    from components.platform.config import load_config
     from pipelines.build_synthetic import BuildSyntheticConfig
 
     config = load_config(BuildSyntheticConfig, ["--seed=4", "image_size=32"])
@@ -231,8 +231,8 @@ def test_build_synthetic_rerun_with_other_seed_refuses_then_overwrite_rebuilds(
 
 
 def test_sweep_rerun_with_changed_grid_refuses_and_keeps_old_report(tmp_path):
-    from components.config import load_config
-    from components.outputs import config_manifest
+    from components.platform.config import load_config
+    from components.platform.outputs import config_manifest
     from tune.sweep_coverage import DEFAULT_CONFIG, SweepCoverageConfig, main
 
     smoke = DEFAULT_CONFIG.parent / "smoke" / "sweep_coverage.yaml"

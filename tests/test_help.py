@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from components.confighelp import ROOT, entry_scripts, reference_markdown, schema_of_script
+from components.platform.confighelp import ROOT, entry_scripts, reference_markdown, schema_of_script
 
 SCRIPTS = entry_scripts()
 HELP_SECONDS = 2.0
@@ -80,7 +80,7 @@ def test_train_occlip_help_groups_sections_and_shows_yaml_defaults():
 def test_configuration_reference_is_in_sync():
     current = (ROOT / "docs" / "configuration.md").read_text()
     assert current == reference_markdown(SCRIPTS), (
-        "docs/configuration.md is stale: run `python -m components.confighelp`"
+        "docs/configuration.md is stale: run `python -m components.platform.confighelp`"
     )
 
 

@@ -14,13 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from components.data.ingest import (
-    IngestLimits,
-    RawSample,
-    SourceSpec,
-    iter_samples,
-    validate_sample,
-)
+from components.data.ingest.base import RawSample, SourceSpec
+from components.data.ingest.sources import iter_samples
+from components.data.ingest.validate import IngestLimits, validate_sample
 
 LIMITS = IngestLimits()
 VG = Path(__file__).resolve().parents[2] / "shared" / "reference" / "benchmarks" / "visual_genome"
@@ -249,7 +245,7 @@ def test_unknown_source_kind_is_named(tmp_path):
 
 
 def test_split_assignment_is_deterministic_and_stable_when_rows_are_added():
-    from components.data.ingest_build import SplitFractions, split_of
+    from components.data.ingest.build import SplitFractions, split_of
 
     fractions = SplitFractions(0.8, 0.1, 0.1)
     first = {f"id-{i}": split_of(f"id-{i}", fractions) for i in range(2000)}
@@ -262,7 +258,7 @@ def test_split_assignment_is_deterministic_and_stable_when_rows_are_added():
 @pytest.mark.slow
 def test_build_writes_splits_card_rejects_and_resumes(ray_cluster, tmp_path):
     pytest.importorskip("spacy")
-    from components.data.ingest_build import build_from_source
+    from components.data.ingest.build import build_from_source
     from components.data.shards import read_shards
     from components.parsing.stage import ParseStageConfig
 
@@ -297,7 +293,7 @@ def test_sources_read_from_s3_with_braces_and_globs(s3_server, tmp_path):
     """A real S3 API (moto over HTTP): tars by brace pattern, Parquet by glob, COCO images."""
     import pyarrow.fs as pafs
 
-    from components.data.storage import expand_paths, filesystem_and_path
+    from components.platform.storage import expand_paths, filesystem_and_path
 
     bucket = s3_server.bucket("ingest")
     local = make_webdataset(tmp_path / "wds")
@@ -359,8 +355,8 @@ def test_make_sample_writes_img2dataset_coco_and_sugarcrepe_formats(tmp_path, mo
 @pytest.mark.slow
 def test_ray_readers_give_what_the_in_process_readers_give(ray_cluster, tmp_path):
     """Every kind through Ray Data's readers: the same samples, ids and reject reasons."""
-    from components.data.ingest_read import read_window
-    from components.data.sources import list_units
+    from components.data.ingest.read import read_window
+    from components.data.ingest.sources import list_units
 
     hf = tmp_path / "hf"
     hf.mkdir()

@@ -13,13 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from test_ingest import image_bytes, make_webdataset, outcomes, write_tar
 
-from components.data.ingest import (
-    IngestLimits,
-    RawSample,
-    SourceSpec,
-    iter_samples,
-    validate_sample,
-)
+from components.data.ingest.base import RawSample, SourceSpec
+from components.data.ingest.sources import iter_samples
+from components.data.ingest.validate import IngestLimits, validate_sample
 
 LIMITS = IngestLimits()
 
@@ -76,8 +72,8 @@ def test_truncated_parquet_among_good_ones_is_named_counted_and_later_files_read
 
 
 def test_truncated_parquet_on_the_ray_reader(ray_cluster, tmp_path):
-    from components.data.ingest_read import read_window
-    from components.data.sources import list_units
+    from components.data.ingest.read import read_window
+    from components.data.ingest.sources import list_units
 
     spec = write_parquets(tmp_path)
     rows = read_window(spec, list_units(spec)).take_all()
@@ -118,8 +114,8 @@ def test_nul_ansi_rtl_control_characters_are_rejected(caption):
 
 
 def test_duplicate_ids_are_rejected(tmp_path):
-    from components.data.ingest_build import SplitFractions, _Progress, validate_batch
-    from components.data.ingest_read import raw_table
+    from components.data.ingest.build import SplitFractions, _Progress, validate_batch
+    from components.data.ingest.read import raw_table
 
     samples = [RawSample(i, "a red square", image_bytes()) for i in ("a", "b", "a")]
     rows = validate_batch(raw_table([(0, s) for s in samples]), LIMITS, SplitFractions(1, 0, 0))
@@ -136,7 +132,7 @@ def test_duplicate_ids_are_rejected(tmp_path):
 
 
 def test_default_image_root_does_not_leak_into_parquet_sources(tmp_path):
-    from components.config import load_config
+    from components.platform.config import load_config
     from pipelines.build_shards import DEFAULT_CONFIG, BuildShardsConfig
 
     (tmp_path / "x.png").write_bytes(image_bytes(fmt="PNG"))
@@ -209,10 +205,10 @@ def test_build_shards_rerun_with_different_rows_per_shard_refuses_and_never_dupl
     ray_cluster, tmp_path
 ):
     pytest.importorskip("spacy")
-    from components.data.ingest_build import build_from_source
+    from components.data.ingest.build import build_from_source
     from components.data.shards import read_shards
-    from components.outputs import OutputMismatchError
     from components.parsing.stage import ParseStageConfig
+    from components.platform.outputs import OutputMismatchError
 
     source = SourceSpec("webdataset", str(make_webdataset(tmp_path / "wds")))
     parse = ParseStageConfig(concurrency=1, batch_size=8, num_cpus=0.5)

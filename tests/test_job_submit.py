@@ -136,8 +136,8 @@ def _submit(address: str, env: dict, args: list[str]) -> subprocess.CompletedPro
 
 
 def test_relative_out_is_refused_only_inside_a_shipped_working_dir(tmp_path, monkeypatch, capsys):
-    from components.config import ConfigError
-    from components.jobs import check_output_location
+    from components.platform.config import ConfigError
+    from components.platform.jobs import check_output_location
 
     shipped = tmp_path / "session_x" / "runtime_resources" / "working_dir_files" / "_ray_pkg_1"
     shipped.mkdir(parents=True)

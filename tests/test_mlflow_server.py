@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -39,11 +38,8 @@ def test_pipeline_logs_with_credentials_from_env(
 ):
     from mlflow.tracking import MlflowClient
 
-    sys.path.insert(0, str(ROOT / "pipelines"))
-    try:
-        import build_synthetic
-    finally:
-        sys.path.remove(str(ROOT / "pipelines"))
+    from pipelines import build_synthetic
+
     build_synthetic.main(
         [
             "--config",

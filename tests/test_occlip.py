@@ -11,8 +11,9 @@ from PIL import Image
 
 from components.models.backbone import build_backbone
 from components.models.losses import relation_negatives, symmetric_infonce
-from components.models.occlip import OCCLIP, graph_phrases
-from components.models.occlip_binding import InvertedAttention
+from components.models.occlip.occlip import OCCLIP, graph_phrases
+from components.models.occlip.occlip_binding import InvertedAttention
+from components.models.occlip.occlip_options import OcclipOptions
 from components.parsing.scene_graph import Relation, SceneGraph
 
 RED_LEFT_OF_BLUE = SceneGraph.build([("cube", ["red"]), ("sphere", ["blue"])], [(0, "left of", 1)])
@@ -48,7 +49,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def model() -> OCCLIP:
     torch.manual_seed(0)
     backbone = build_backbone("tiny", vision_cfg={"layers": 2}, text_cfg={"layers": 2})
-    return OCCLIP(backbone, depth=2, heads=4, num_default_tokens=3).eval()
+    return OCCLIP(backbone, OcclipOptions(depth=2, heads=4, num_default_tokens=3)).eval()
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +177,7 @@ def test_negated_objects_count_against_the_caption_when_scoring(model):
     torch.testing.assert_close(ignored[:, 0], scores[:, 1])
     torch.testing.assert_close(ignored[:, 1], scores[:, 3])  # graphs without negation unchanged
     with pytest.raises(ValueError, match="negation"):
-        OCCLIP(model.backbone, negation="invert")
+        OCCLIP(model.backbone, OcclipOptions(negation="invert"))
 
 
 def test_evaluation_replaces_the_negation_rule_without_retraining(model, tmp_path):
@@ -292,7 +293,7 @@ def test_loss_parts_and_gradients_reach_heads_and_backbone(model, batch):
 def test_a_few_steps_on_one_batch_reduce_the_loss():
     torch.manual_seed(0)
     backbone = build_backbone("tiny", vision_cfg={"layers": 1}, text_cfg={"layers": 1})
-    model = OCCLIP(backbone, depth=1)
+    model = OCCLIP(backbone, OcclipOptions(depth=1))
     batch = model.collate(rows(4))
     optimizer = torch.optim.AdamW(model.param_groups(1e-4, 1e-3, 0.0))
     losses = []

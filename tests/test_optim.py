@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from components.training.optim import build_optimizer, split_param_groups, warmup_cosine
+from components.models.param_groups import split_param_groups
+from components.training.optim import build_optimizer, warmup_cosine
 
 
 def _lrs(floor: float, steps: int = 20, warmup: int = 4) -> list[float]:

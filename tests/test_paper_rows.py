@@ -7,11 +7,12 @@ import json
 import pytest
 import torch
 
+from components.data.splits import SplitAccess, default_splits
 from components.evaluation.seeds import summarise, train_select_test
-from components.evaluation.splits import SplitAccess
 from components.models.backbone import build_backbone
 from components.models.negclip import NegCLIP, hard_negative_infonce
-from components.models.occlip import OCCLIP
+from components.models.occlip.occlip import OCCLIP
+from components.models.occlip.occlip_options import OcclipOptions
 from components.parsing.scene_graph import SceneGraph
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -28,7 +29,7 @@ def test_a_test_split_cannot_be_read_before_the_final_evaluation(tmp_path):
     access = SplitAccess(tmp_path)
     access.path("train", "train")
     access.path("val_heldout", "select")
-    with pytest.raises(RuntimeError, match="test split 'test_heldout' read for 'select'"):
+    with pytest.raises(RuntimeError, match="split 'test_heldout' has role 'final'"):
         access.path("test_heldout", "select")
     with pytest.raises(RuntimeError, match="before final"):
         access.path("test_heldout", "final")
@@ -108,12 +109,14 @@ def test_paper_faithful_options_build_train_and_keep_relations_asymmetric(tiny):
     torch.manual_seed(0)
     model = OCCLIP(
         tiny,
-        num_default_tokens=1,
-        patch_positions=False,
-        query_residual=False,
-        image_layer=-3,
-        relation_head="joint",
-        negation="ignore",
+        OcclipOptions(
+            num_default_tokens=1,
+            patch_positions=False,
+            query_residual=False,
+            image_layer=-3,
+            relation_head="joint",
+            negation="ignore",
+        ),
     )
     assert not model.binding.blocks[0].residual and model.binding.blocks[1].residual
     assert not hasattr(model.scorer, "obj_out")  # one MLP over [r; S_s; S_o]
@@ -179,7 +182,7 @@ def test_runs_of_one_seed_each_merge_into_one_entry_per_seed():
 
 
 def test_a_missing_selection_split_is_refused_before_training(tmp_path):
-    from components.evaluation.splits import require_select_split
+    from components.data.splits import require_select_split
 
     (tmp_path / "val").mkdir()
     require_select_split(tmp_path, "val")
@@ -188,3 +191,36 @@ def test_a_missing_selection_split_is_refused_before_training(tmp_path):
         FileNotFoundError, match=r"select_split=val_heldout: no .*set select_split=val"
     ):
         require_select_split(tmp_path, "val_heldout")
+
+
+def test_split_roles_come_from_the_card_not_the_name(tmp_path):
+    """A split named without "test" but marked final in the card is still refused for
+    selection, and a capitalised "Test_heldout" is final by its name on an older card."""
+    (tmp_path / "card.json").write_text(
+        json.dumps(
+            {
+                "splits": {"train": 9, "holdout": 1, "Test_heldout": 1},
+                "split_roles": {"holdout": "final"},
+            }
+        )
+    )
+    access = SplitAccess(tmp_path)
+    assert access.roles == {"holdout": "final", "train": "train", "Test_heldout": "final"}
+    for split in ("holdout", "Test_heldout"):
+        with pytest.raises(RuntimeError, match=f"split '{split}' has role 'final'"):
+            access.path(split, "select")
+    with pytest.raises(RuntimeError, match="has role 'final', not 'train'"):
+        access.path("holdout", "train")
+
+
+def test_auto_splits_follow_the_card_roles():
+    world = {
+        "train": "train",
+        "val": "select",
+        "val_heldout": "select",
+        "test_heldout": "final",
+        "test_seen": "final",
+    }
+    assert default_splits(world) == ("val_heldout", "test_heldout")
+    assert default_splits({"train": "train", "val": "select", "test": "final"}) == ("val", "test")
+    assert default_splits({"train": "train"}) == ("", "")

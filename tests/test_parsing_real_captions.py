@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from components.parsing.quality import change_class, change_classes, change_kept, element_kept
 from components.parsing.scene_graph import SceneGraph
-from components.parsing.spacy_parser import result_from_doc
+from components.parsing.spacy.parser import result_from_doc
 
 SUGARCREPE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sugarcrepe"
 

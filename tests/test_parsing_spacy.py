@@ -220,7 +220,7 @@ def test_parses_split_at_the_wrong_head_are_repaired(parser, caption, phrases, t
 
 
 def test_parse_repairs_leave_the_callers_doc_alone(parser):
-    from components.parsing.parse_repairs import repaired
+    from components.parsing.spacy.repairs import repaired
 
     doc = parser.parse_docs(["A woman types on a laptop."])[0]
     fixed = repaired(doc)
@@ -309,7 +309,7 @@ def test_rules_run_on_a_hand_built_doc_without_a_model():
     import spacy
     from spacy.tokens import Doc
 
-    from components.parsing.spacy_parser import graph_from_doc
+    from components.parsing.spacy.parser import graph_from_doc
 
     words = ["a", "red", "cube", "behind", "a", "blue", "ball"]
     doc = Doc(
@@ -379,7 +379,7 @@ def test_hand_labelled_sugarcrepe_gold_f1_meets_measured_thresholds(parser):
         assert scores[unit]["f1"] >= threshold, (unit, scores[unit])
 
 
-# Rules 6: adjectives the small model misparses (components/parsing/misparsed_modifiers.py).
+# Rules 6: adjectives the small model misparses (components/parsing/spacy/misparsed_modifiers.py).
 @pytest.mark.parametrize(
     ("caption", "phrases", "triples"),
     [
@@ -532,7 +532,7 @@ def test_indefinite_pronouns_are_objects(parser):
     assert ("someone", "holding", "black plate") in graph.triples()
 
 
-# Rules 7: clause heads the small model tags as nouns (components/parsing/misread_nouns.py).
+# Rules 7: clause heads the small model tags as nouns (components/parsing/spacy/misread_nouns.py).
 @pytest.mark.parametrize(
     ("caption", "phrases", "triples"),
     [

@@ -56,11 +56,9 @@ TRAINING_PIPELINES = ("train_occlip", "train_dcsm")  # they select on val, then 
 
 
 def assert_test_read_only_at_the_end(log_file: Path) -> None:
-    """Every read of a test split comes after every other read, and only for the final table."""
-    from components.evaluation.splits import is_test_split
-
+    """Every read of a final split comes after every other read, and only for the final table."""
     log = json.loads(log_file.read_text())
-    is_test = [is_test_split(entry["split"]) for entry in log]
+    is_test = [entry["role"] == "final" for entry in log]
     assert any(is_test) and not all(is_test), log
     first = is_test.index(True)
     assert all(is_test[first:]), log

@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from components.config import ConfigError, load_config
 from components.data.worlds import get_world
 from components.models.presence import TARGET_COLUMNS, presence_targets
 from components.models.registry import create_model
+from components.platform.config import ConfigError, load_config
 
 IMAGE_SIZE = 32  # not the tiny ViT's own 64: checkpoints must carry it
 
@@ -74,7 +74,7 @@ def test_loss_is_mean_bce_of_the_heads_logits_and_only_the_image_tower_trains(mo
 
 def test_a_trained_checkpoint_loads_in_probe_bindings_backbone_loader(model, tmp_path):
     """The training loop's checkpoint (save_train_state) is a backbone for the probes."""
-    from components.probes.extract import load_backbone
+    from components.models.loading import load_backbone
     from components.training.optim import build_optimizer, warmup_cosine
     from components.training.state import save_train_state
 

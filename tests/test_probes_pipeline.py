@@ -139,7 +139,8 @@ def test_clevr_runs_same_object_without_entropies(ray_cluster, mlflow_uri, tmp_p
 
 
 def test_family_overrides_change_only_their_own_fit():
-    from pipelines.probe_binding import ProbeBindingConfig, family_fit
+    from components.probes.layer_probes import family_fit
+    from pipelines.probe_binding import ProbeBindingConfig
 
     config = ProbeBindingConfig(
         fit_by_family={"linear": {"lr": 0.1}}, pair_fit_by_family={"cosine": {"lr": 0.2}}

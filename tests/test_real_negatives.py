@@ -10,7 +10,7 @@ from components.parsing.scene_graph import SceneGraph
 
 @pytest.fixture(scope="module")
 def nlp():
-    from components.parsing.spacy_parser import load_spacy
+    from components.parsing.spacy.parser import load_spacy
 
     try:
         return load_spacy()
@@ -71,7 +71,7 @@ def test_negation_replaces_one_article_and_drops_the_objects_relations(nlp):
 
 
 def test_negatives_re_parse_to_the_graphs_they_claim(nlp):
-    from components.parsing.spacy_parser import graph_from_doc
+    from components.parsing.spacy.parser import graph_from_doc
 
     negatives, _ = negatives_of(nlp, "a small dog to the left of a black car")
     for kind, negative in negatives.items():

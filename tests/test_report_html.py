@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from components.report_html import write_report_html
+from components.platform.report_html import write_report_html
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = "# train_occlip on clevr_pairs\n\n| model | swap_att |\n|---|---|\n| occlip | 0.812 |\n"
@@ -40,12 +41,12 @@ def test_report_html_without_mlflow_run_or_images(tmp_path):
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")
 def test_report_html_renders_in_headless_chromium(tmp_path):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from check_report_html import screenshot
-
     out = _out_with_plot(tmp_path / "out")
     report = write_report_html(out, REPORT)
-    png = screenshot(report, tmp_path / "shot.png", width=600, height=400)
+    png = tmp_path / "shot.png"
+    checker = ROOT / "benchmarks" / "check_report_html.py"  # run as the script it is
+    args = [f"report={report}", f"png={png}", "width=600", "height=400"]
+    subprocess.run([sys.executable, str(checker), *args], check=True, cwd=ROOT)
     shot = Image.open(png).convert("RGB")
     assert shot.size == (600, 400)
     colours = shot.getcolors(maxcolors=1 << 20)

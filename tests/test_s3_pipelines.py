@@ -30,9 +30,9 @@ def test_train_occlip_on_s3_data_writes_run_to_s3_and_its_checkpoint_loads_from_
 
     from components.data.build import build_synthetic
     from components.data.shards import read_shards
-    from components.data.storage import copy_tree
     from components.data.synthetic import SyntheticSpec
     from components.models.checkpoint import load_checkpoint
+    from components.platform.storage import copy_tree
     from pipelines.train_occlip import main
 
     bucket = s3_server.bucket("pipes")
@@ -78,7 +78,7 @@ def test_train_occlip_on_s3_data_writes_run_to_s3_and_its_checkpoint_loads_from_
 
 
 def test_staged_output_and_local_copy_round_trip_through_s3(s3_server, tmp_path):
-    from components.data.storage import copy_tree, local_copy, staged_dir
+    from components.platform.storage import copy_tree, local_copy, staged_dir
 
     bucket = s3_server.bucket("stage")
     uri = f"s3://{bucket}/run"
@@ -107,7 +107,7 @@ def test_staged_output_and_local_copy_round_trip_through_s3(s3_server, tmp_path)
 
 
 def test_missing_s3_data_is_one_line_error_before_ray_starts(s3_server, tmp_path):
-    from components.config import InvalidValue, check_path
+    from components.platform.config import InvalidValue, check_path
 
     bucket = s3_server.bucket("missing")
     argv = ["pipelines/train_occlip.py", f"data=s3://{bucket}/missing", f"out={tmp_path}/o"]

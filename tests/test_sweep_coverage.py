@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tune.sweep_coverage import coverage_threshold, main, parse_world
+from components.evaluation.coverage_sweep import coverage_threshold
+from tune.sweep_coverage import main, parse_world
 
 SMOKE = Path(__file__).parents[1] / "tune" / "configs" / "smoke" / "sweep_coverage.yaml"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tune.sweep_probes import ProbeSpace, probe_grid
+from components.probes.sweep import ProbeSpace, probe_grid
 
 SMOKE = Path(__file__).parents[1] / "tune" / "configs" / "smoke" / "sweep_probes.yaml"
 

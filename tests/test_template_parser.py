@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.data.synthetic import SceneRowBuilder, SyntheticSpec
+from components.data.worlds import template_parser_options
 from components.parsing.registry import get_parser
 from components.parsing.scene_graph import SceneGraph
 from components.parsing.template import TemplateParseError
@@ -16,7 +17,7 @@ BUILDERS = {
     for world in ("clevr", "clevr_pairs")
     for split in ("train", "test_heldout")
 }
-PARSER = get_parser("template", world="clevr")
+PARSER = get_parser("template", **template_parser_options("clevr"))
 
 
 @settings(max_examples=60, deadline=None)
@@ -60,4 +61,4 @@ def test_fronted_relation_and_definite_reference():
 )
 def test_out_of_grammar_caption_is_an_error_naming_it(caption, problem):
     with pytest.raises(TemplateParseError, match=problem):
-        get_parser("template", world="clevr_pairs").parse(caption)
+        get_parser("template", **template_parser_options("clevr_pairs")).parse(caption)

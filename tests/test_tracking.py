@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.tracking import HOST_TAG, PID_TAG, mark_killed_runs, pipeline_run
+from components.platform.tracking import HOST_TAG, PID_TAG, mark_killed_runs, pipeline_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

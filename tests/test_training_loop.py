@@ -10,7 +10,7 @@ import torch
 from components.data.synthetic import SceneRowBuilder, SyntheticSpec
 from components.models.backbone import build_backbone
 from components.models.clip import CLIP
-from components.models.occlip import OCCLIP
+from components.models.occlip.occlip import OCCLIP
 from components.training.decode import batch_rows, decode_batch, nested_columns
 from components.training.loop import TrainConfig, epoch_batches
 from components.training.progress import format_duration, format_line

@@ -17,7 +17,7 @@ run changes only ``cpus_per_trial``/``gpus_per_trial``, the grid and the model s
 
 from __future__ import annotations
 
-import components.help_gate  # noqa: F401  (answers --help before torch and Ray load)
+import components.platform.help_gate  # noqa: F401  (answers --help before torch and Ray load)
 
 # isort: split
 import os
@@ -28,30 +28,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from components.config import check, cli, run_pipeline, to_dict
-from components.models.controlled import ControlledDualEncoder, ControlledModelConfig
-from components.models.controlled_pixels import pixel_world
-from components.models.controlled_world import TokenWorld
-from components.outputs import check_manifest, config_manifest
+from components.data.controlled_world import TokenWorld
+from components.evaluation.coverage_sweep import coverage_tables, plot_coverage, summarise
+from components.models.controlled.controlled import ControlledDualEncoder, ControlledModelConfig
+from components.models.controlled.controlled_pixels import pixel_world
+from components.platform.cli import cli, run_pipeline
+from components.platform.config import check, to_dict
+from components.platform.outputs import check_manifest, config_manifest
+from components.platform.runtime import init_ray
+from components.platform.tracking import log_outputs, log_results, pipeline_run, write_outputs
+from components.platform.tuning import SweepSettings, fit_sweep
 from components.probes.complexity import ComplexityConfig, controlled_binding_function
-from components.runtime import init_ray
-from components.tracking import log_outputs, log_results, pipeline_run, write_outputs
 from components.training.controlled_trainer import (
     ControlledTrainConfig,
     object_splits,
     train_controlled,
 )
-from components.tuning import fit_sweep
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "sweep_coverage.yaml"
 WORLD_NAME = re.compile(r"^C(\d+)V(\d+)$")
 
 
 @dataclass
-class SweepCoverageConfig:
+class SweepCoverageConfig(SweepSettings):
     """Grid, per-trial resources and the model/training settings shared by all trials."""
 
     out: str = "outputs/sweep_coverage"  # output folder: manifest, results, coverage.png, report
@@ -72,20 +73,14 @@ class SweepCoverageConfig:
             families=("additive", "global_product"), epochs=500
         )
     )
-    asha: bool = False  # stop weak trials early with ASHA
     asha_grace_evals: int = 4  # evaluations before ASHA may stop a trial
-    cpus_per_trial: float = 1.0  # CPUs per trial (sets concurrency)
-    gpus_per_trial: float = -1.0  # < 0: 0.25 of a GPU when the cluster has GPUs, else none
-    max_concurrent_trials: int = 0  # 0: as many as resources allow
-    resume: bool = True  # continue a matching interrupted sweep in out/
-    overwrite: bool = False  # true: empty an out= made with another grid and sweep afresh
 
     def validate(self) -> None:
+        super().validate()
         check(bool(self.worlds), "worlds", self.worlds, "at least one world")
         bad = [c for c in self.coverages if not 0.0 < c <= 1.0]
         check(bool(self.coverages) and not bad, "coverages", self.coverages, "fractions in (0, 1]")
         check(bool(self.seeds), "seeds", self.seeds, "at least one seed")
-        check(self.cpus_per_trial > 0, "cpus_per_trial", self.cpus_per_trial, "> 0")
 
 
 def parse_world(name: str, max_objects: int) -> TokenWorld:
@@ -161,132 +156,8 @@ def selected_binding_function(
     return {f"selected_bf_{key}": value for key, value in metrics.items()}
 
 
-def coverage_threshold(
-    coverages: list[float], accuracies: list[float], chance: float
-) -> float | None:
-    """Smallest coverage where accuracy crosses (chance + 1) / 2, linearly interpolated.
-
-    None when the curve never crosses; the first coverage when it starts above.
-    """
-    midpoint = (chance + 1.0) / 2.0
-    points = sorted(zip(coverages, accuracies, strict=True))
-    for index, (coverage, accuracy) in enumerate(points):
-        if accuracy >= midpoint:
-            if index == 0:
-                return float(coverage)
-            low_cov, low_acc = points[index - 1]
-            return float(
-                low_cov + (midpoint - low_acc) / (accuracy - low_acc) * (coverage - low_cov)
-            )
-    return None
-
-
-def summarise(rows: list[dict[str, Any]], config: SweepCoverageConfig) -> dict[str, Any]:
-    """Mean over seeds per (world, coverage) of the selected test metrics, and thresholds.
-
-    A metric a trial never reported (a sweep restored from an older version) reads NaN.
-    """
-    summary: dict[str, Any] = {
-        key: {}
-        for key in (
-            "heldout_object_acc",
-            "heldout_concept_acc",
-            "heldout_object_acc_2obj",
-            "seen_object_acc",
-            "chance",
-            "bag_of_concepts_2obj",
-            "binding_function",
-        )
-    }
-    summary["threshold"], summary["threshold_2obj"] = {}, {}
-    for world in config.worlds:
-        for key in summary:
-            if not key.startswith("threshold"):
-                summary[key][world] = {}
-        for coverage in config.coverages:
-            cell = [r for r in rows if r["world"] == world and r["coverage"] == coverage]
-            if not cell:
-                continue
-            label = f"{coverage:g}"
-            for key, metric in (
-                ("heldout_object_acc", "selected_test_object_acc"),
-                ("heldout_concept_acc", "selected_test_concept_acc"),
-                ("heldout_object_acc_2obj", "selected_test_object_acc_2obj"),
-                ("seen_object_acc", "selected_seen_object_acc"),
-                ("chance", "test_object_chance"),
-                ("bag_of_concepts_2obj", "test_object_boc_chance_2obj"),
-            ):
-                summary[key][world][label] = float(np.mean([r.get(metric, np.nan) for r in cell]))
-            summary["binding_function"][world][label] = {
-                name.removeprefix("selected_bf_"): float(
-                    np.mean([r.get(name, np.nan) for r in cell])
-                )
-                for name in sorted({k for r in cell for k in r if k.startswith("selected_bf_")})
-            }
-        chance = float(np.mean(list(summary["chance"][world].values()) or [0.0]))
-        for key, curve_key in (
-            ("threshold", "heldout_object_acc"),
-            ("threshold_2obj", "heldout_object_acc_2obj"),
-        ):
-            curve = summary[curve_key][world]
-            summary[key][world] = coverage_threshold(
-                [float(c) for c in curve], list(curve.values()), chance
-            )
-    return {"coverage": summary}
-
-
-def plot(summary: dict[str, Any], path: Path) -> None:
-    """Held-out object accuracy vs coverage per world: all scenes (solid), two-object scenes
-    (dash-dot, where binding is needed; its threshold is the vertical line), concept
-    accuracy (dotted), chance (dashed) and the bag-of-concepts level of two-object scenes
-    (thin dash-dot: what concepts alone score)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(5.5, 4))
-    for world, curve in summary["heldout_object_acc"].items():
-        coverages = [float(c) for c in curve]
-        (line,) = axis.plot(coverages, list(curve.values()), "o-", label=f"{world} objects")
-        axis.plot(
-            coverages,
-            list(summary["heldout_object_acc_2obj"][world].values()),
-            "s-.",
-            color=line.get_color(),
-            label=f"{world} objects, 2-object scenes",
-        )
-        concepts = summary["heldout_concept_acc"][world]
-        axis.plot(
-            coverages,
-            list(concepts.values()),
-            ":",
-            color=line.get_color(),
-            label=f"{world} concepts",
-        )
-        axis.plot(
-            coverages, list(summary["chance"][world].values()), "--", color=line.get_color(), lw=0.8
-        )
-        axis.plot(
-            coverages,
-            list(summary["bag_of_concepts_2obj"][world].values()),
-            "-.",
-            color=line.get_color(),
-            lw=0.6,
-            alpha=0.6,
-        )
-        if summary["threshold_2obj"][world] is not None:  # where binding starts to generalise
-            axis.axvline(summary["threshold_2obj"][world], color=line.get_color(), alpha=0.3)
-    axis.set(xlabel="object coverage", ylabel="held-out strict accuracy", ylim=(-0.02, 1.02))
-    axis.set_title("Binding generalisation vs coverage\n(dashed: chance; thin: concepts alone)")
-    axis.legend(fontsize=7, loc="lower right")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
 def report_text(summary: dict[str, Any], config: SweepCoverageConfig, seconds: float) -> str:
-    """Markdown table of the sweep: one row per (world, coverage)."""
+    """Markdown: what was swept, then one row per (world, coverage) and the thresholds."""
     lines = [
         f"# Coverage sweep (controlled dual encoders, {config.model.scene_input} scenes)",
         "",
@@ -295,61 +166,9 @@ def report_text(summary: dict[str, Any], config: SweepCoverageConfig, seconds: f
         f"layers, scene encoder on {config.model.scene_input}; wall time {seconds / 60:.1f} min. Test metrics at the step picked on validation "
         "held-out objects; candidates are all objects / all concept tokens.",
         "",
-        "| world | coverage | held-out object acc | 2-object scenes | bag-of-concepts level, 2-object "
-        "| held-out concept acc | seen object acc | chance |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for world, curve in summary["heldout_object_acc"].items():
-        for label, accuracy in curve.items():
-            lines.append(
-                f"| {world} | {label} | {accuracy:.3f} | {summary['heldout_object_acc_2obj'][world][label]:.3f} "
-                f"| {summary['bag_of_concepts_2obj'][world][label]:.3f} "
-                f"| {summary['heldout_concept_acc'][world][label]:.3f} "
-                f"| {summary['seen_object_acc'][world][label]:.3f} | {summary['chance'][world][label]:.4f} |"
-            )
-    lines += binding_function_table(summary["binding_function"])
-    lines += ["", "Threshold (held-out object acc crosses midpoint of chance and 1):", ""]
-    lines += [
-        f"- {world}: all scenes {_rounded(value)}, "
-        f"two-object scenes {_rounded(summary['threshold_2obj'][world])}"
-        for world, value in summary["threshold"].items()
+        *coverage_tables(summary),
     ]
     return "\n".join(lines) + "\n"
-
-
-def binding_function_table(cells: dict[str, dict[str, dict[str, float]]]) -> list[str]:
-    """Markdown rows: additive R^2 and held-out object accuracy through each approximator."""
-    metrics = sorted({name for curve in cells.values() for cell in curve.values() for name in cell})
-    approximators = [
-        name.removesuffix("_object_acc")
-        for name in metrics
-        if name.endswith("_object_acc") and name != "real_object_acc"
-    ]
-    if not metrics:  # trials restored from a version without the analysis
-        return []
-    lines = [
-        "",
-        "Binding function of the selected model: additive R^2 over all ordered 2-object scenes, "
-        "and held-out object accuracy of the model's own probes on its real embeddings and on "
-        "approximators fitted to scenes of seen objects only:",
-        "",
-        "| "
-        + " | ".join(["world", "coverage", "Level I R^2", "Level II R^2", "real", *approximators])
-        + " |",
-        "|---|---|---|---|---|" + "---|" * len(approximators),
-    ]
-    for world, curve in cells.items():
-        for label, cell in curve.items():
-            values = [
-                cell.get(name, np.nan) for name in ("level1_r2", "level2_r2", "real_object_acc")
-            ]
-            values += [cell.get(f"{name}_object_acc", np.nan) for name in approximators]
-            lines.append(f"| {world} | {label} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
-    return lines
-
-
-def _rounded(value: float | None) -> str:
-    return "not crossed" if value is None else f"{value:.3f}"
 
 
 def run_sweep(config: SweepCoverageConfig) -> Any:
@@ -411,11 +230,11 @@ def run(config: SweepCoverageConfig) -> dict[str, Any]:
                 "coverage": result.config["coverage"],
             }
         )
-    results = summarise(rows, config)
+    results = summarise(rows, config.worlds, config.coverages)
     results["coverage"]["trials"] = {"finished": len(rows), "total": len(grid)}
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    plot(results["coverage"], out / "coverage.png")
+    plot_coverage(results["coverage"], out / "coverage.png")
     report = report_text(results["coverage"], config, time.time() - started)
     with pipeline_run(config.experiment, f"{config.name}-summary", to_dict(config)):
         write_outputs(out, config, results, report)

@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from components.config import check
 from components.data.concepts import coverage_split
 from components.data.shards import write_shard
 from components.data.synthetic import SceneRowBuilder, SyntheticSpec
-from components.outputs import check_manifest, run_lock
+from components.platform.config import check
+from components.platform.outputs import check_manifest, run_lock
 
 MANIFEST_FORMAT = 1  # bump when the row layout or rendering changes what a shard holds
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
@@ -223,6 +223,7 @@ def dataset_card(spec: SyntheticSpec, sizes: dict[str, int], out: Path) -> dict[
         "num_objects": world.space.num_objects,
         "splits": sizes,
         "split_objects": {s.name: s.objects for s in world.split_specs()},
+        "split_roles": {s.name: s.role for s in world.split_specs()},
         "seen_objects": sorted(coverage.seen),
         "heldout_objects": [list(world.values_of(i)) for i in sorted(coverage.heldout)],
         "negatives": negatives,

@@ -13,17 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from components.parsing.grammar import RELATION_PHRASES
 from components.parsing.scene_graph import Relation, SceneGraph, SceneObject
 
-# predicate in the graph -> phrase in the caption
-RELATION_PHRASES: dict[str, str] = {
-    "left of": "to the left of",
-    "right of": "to the right of",
-    "above": "above",
-    "below": "below",
-    "in front of": "in front of",
-    "behind": "behind",
-}
 OPPOSITE_RELATION: dict[str, str] = {
     "left of": "right of",
     "right of": "left of",

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from components.parsing.scene_graph import Relation, SceneGraph, SceneObject
-from components.parsing.spacy_parser import graph_with_tokens
+from components.parsing.spacy.parser import graph_with_tokens
 
 KINDS = ("swap_att", "swap_obj", "replace_rel", "negation")
 # One-token spatial opposites: a swap keeps the caption's length and grammar.
@@ -70,7 +70,7 @@ def real_negatives(
 ) -> RealNegatives:
     """One negative per supported kind for a parsed caption; ``missing`` names the rest.
 
-    ``graph_tokens`` is ``spacy_parser.graph_with_tokens(doc)`` when the caller already has
+    ``graph_tokens`` is ``graph_with_tokens(doc)`` when the caller already has
     it (the parse stage); otherwise it is computed here.
     """
     unknown = [k for k in kinds if k not in BUILDERS]

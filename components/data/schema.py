@@ -1,4 +1,4 @@
-"""The Arrow schema of one shard row (DESIGN.md, Record), shared by every writer and reader.
+"""The Arrow schema of one shard row (docs/architecture.md, Record), shared by every writer and reader.
 
 Synthetic rows fill every column; ingested real data leaves the world-only columns
 (objects, mask, codes) null. ``graph`` is null until the parse stage has run.

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from components.data.schema import RECORD_SCHEMA
-from components.data.storage import expand_paths, filesystem_and_path, is_uri
+from components.platform.storage import expand_paths, filesystem_and_path, is_uri
 
 ROW_GROUP_SIZE = 256  # rows; images are ~2-30 KB, so groups of a few MB stream well
 

@@ -1,4 +1,4 @@
-"""DCSM's evaluation text protocol (dcsm.md section 3, the authors' run_evals.py).
+"""DCSM's evaluation text protocol (docs/methods/dcsm.md section 3, the authors' run_evals.py).
 
 DCSM's maps are 2D, so its authors evaluate with a prompt prefix and with depth words read
 in the image plane; `pipelines/evaluate.py` applies this to DCSM checkpoints only. WhatsUp's

@@ -20,6 +20,8 @@ from PIL import Image, ImageOps  # noqa: E402
 
 from components.evaluation.benchmark import load_image  # noqa: E402
 from components.evaluation.metrics import EvalResult, ItemResult  # noqa: E402
+from components.platform.plots import save_figure  # noqa: E402
+from components.platform.tracking import model_run, tracking_uri  # noqa: E402
 
 
 def results_dict(results: Sequence[EvalResult]) -> dict[str, dict[str, float]]:
@@ -100,20 +102,6 @@ def suite_of(benchmark_name: str) -> str:
     return benchmark_name.split("/", 1)[0]
 
 
-def _save_figure(fig: plt.Figure, path: str | Path, tight: bool = True) -> Path:
-    """Write and close a figure; every plot of a report goes through here at the same dpi.
-
-    ``tight=False``: the caller laid the figure out itself (a fixed grid, where
-    ``tight_layout`` costs most of the figure's time and gains nothing)."""
-    if tight:
-        fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
 def plot_suites(results: Sequence[EvalResult], out_dir: str | Path) -> list[Path]:
     """One grouped bar chart per suite: benchmarks on x, one bar per scorer, headline on y."""
     out = Path(out_dir)
@@ -139,7 +127,7 @@ def plot_suites(results: Sequence[EvalResult], out_dir: str | Path) -> list[Path
         ax.set_ylabel("headline metric (%)")
         ax.set_title(suite)
         ax.legend(fontsize="small")
-        paths.append(_save_figure(fig, out / f"{suite}.png"))
+        paths.append(save_figure(fig, out / f"{suite}.png"))
     return paths
 
 
@@ -221,7 +209,7 @@ def plot_failures(
     fig.subplots_adjust(
         left=0.01, right=0.99, bottom=0.01, top=1 - 0.75 / height, wspace=0.05, hspace=0.15
     )
-    return _save_figure(fig, path, tight=False)
+    return save_figure(fig, path, tight=False)
 
 
 def write_report(
@@ -252,24 +240,28 @@ def accuracy_table(results: dict[str, dict[str, float]], suites: Sequence[str]) 
     return lines
 
 
-def plot_curves(history: dict[str, list[tuple[int, float]]], path: str | Path) -> Path | None:
-    """Training curves on the step axis: one panel per metric logged more than once.
+def log_model_eval(
+    model: Any, split: str, evaluations: dict[str, Any], gallery_limit: int = 12
+) -> None:
+    """Per-suite accuracy and a failure gallery of one model, on the run that trained it.
 
-    Loss parts share the first panel, so how the total splits is visible at a glance.
+    ``model`` is a checkpoint path or the model object; ``evaluations`` maps suite ->
+    EvalResult. Nothing happens for a model this process did not train (evaluating
+    someone else's model must not write into their run).
     """
-    series = {k: sorted(v) for k, v in history.items() if len(v) > 1}
-    if not series:
-        return None
-    losses = sorted(k for k in series if "loss" in k)
-    panels = ([losses] if losses else []) + [[k] for k in sorted(series) if k not in losses]
-    panels = panels[:6]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.2), squeeze=False)
-    for ax, keys in zip(axes[0], panels, strict=True):
-        for key in keys:
-            steps, values = zip(*series[key], strict=True)
-            ax.plot(steps, values, label=key)
-        ax.set_xlabel("training step")
-        ax.set_title(keys[0] if len(keys) == 1 else "loss")
-        if len(keys) > 1:
-            ax.legend(fontsize="x-small")
-    return _save_figure(fig, path)
+    recorded = model_run(model)
+    if recorded is None:
+        return
+    run_id, folder = recorded
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri())
+    for suite, result in evaluations.items():
+        accuracy = float(result.summary()["accuracy"])
+        client.log_metric(run_id, f"{split}.{suite}", accuracy)
+        name = f"{split}__{suite.replace('/', '_')}.png"
+        if not gallery_limit:  # selection-time evaluations: metrics only
+            continue
+        gallery = plot_failures(result, folder / "failures" / name, limit=gallery_limit)
+        if gallery is not None:
+            client.log_artifact(run_id, str(gallery), "failures")

@@ -2,7 +2,7 @@
 
 One seed is not a result: the same default config gave CLIP held-out swap_att 0.592 in one
 run and 0.471 in the next. Pipelines train every model once per seed and report
-``{model: {suite: mean}}`` with ``"per_seed"`` and ``"sd"`` beside it (DESIGN.md).
+``{model: {suite: mean}}`` with ``"per_seed"`` and ``"sd"`` beside it (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from components.evaluation.splits import SplitAccess
+from components.data.splits import SplitAccess
 
 H = TypeVar("H")
 

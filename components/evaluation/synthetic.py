@@ -13,8 +13,8 @@ from pathlib import Path
 from PIL import Image
 
 from components.data.shards import read_shards
-from components.data.storage import basename
 from components.evaluation.benchmark import Benchmark, BenchmarkItem
+from components.platform.storage import basename
 
 SUITES = ("swap_att", "swap_obj", "replace_att", "swap_rel", "replace_rel", "negation")
 

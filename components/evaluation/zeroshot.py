@@ -1,7 +1,7 @@
 """Zero-shot classification on an ImageFolder-style dataset: does fine-tuning keep it?
 
 OC-CLIP's paper checks that fine-tuning for binding keeps the backbone's zero-shot ImageNet
-accuracy (occlip.md 3). This measures exactly that on any folder laid out as
+accuracy (docs/methods/occlip.md 3). This measures exactly that on any folder laid out as
 ``root/<class folder>/<image>``, with open_clip's prompt templates ("openai": the 80 CLIP
 ImageNet prompts; "simple": 18 short ones) averaged per class as in CLIP. Class names come
 from a classnames file (one per line, in sorted-folder order) or the folder names.

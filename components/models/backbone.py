@@ -3,7 +3,7 @@
 It returns what CLIP, OC-CLIP and DCSM need from a vision-language tower pair:
 pooled image/text embeddings, projected patch tokens (CLS first) and projected text tokens
 with a padding mask, from any block. Tokens come from open_clip's ``forward_intermediates``
-(ecosystem.md section 3) with the final LayerNorm applied and the tower's projection on top, so
+(docs/methods/ecosystem.md section 3) with the final LayerNorm applied and the tower's projection on top, so
 the projected CLS token is the pooled image embedding and the projected EOT token is the
 pooled text embedding, exactly.
 
@@ -37,6 +37,7 @@ from torch import nn
 
 from components.models.pretrained import SCHEMAS, PretrainedError, check_pretrained
 from components.models.towers import UnsupportedBackbone, image_tokens, image_width
+from components.platform.config import check
 
 
 def merge_config(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -107,9 +108,12 @@ class BackboneConfig:
     file or an open_clip_train checkpoint); ``force_quick_gelu`` as ``--force-quick-gelu``
     (a local OpenAI file needs it: only tags say so themselves); ``lock_*`` as
     ``--lock-image``/``--lock-text`` with their unlocked groups/layers (LiT-style freezing).
+    ``checkpoint`` names a trained bindkit model whose backbone is used as it is
+    (``components.models.loading.load_backbone``).
     """
 
     name: str = "tiny"  # a small config, an open_clip name, or hf-hub:/local-dir:
+    checkpoint: str = ""  # bindkit checkpoint (dir or URI) to take the backbone from; "" = use name
     pretrained: str = ""  # open_clip tag | local weights file | "" (random init)
     force_quick_gelu: bool = False  # QuickGELU activations (OpenAI weights loaded from a file)
     image_size: int = 0  # 0 = the architecture's own
@@ -120,15 +124,30 @@ class BackboneConfig:
     lock_text_unlocked_layers: int = 0  # last N blocks of the text tower train
 
     def validate(self) -> None:
-        """Bad values end the run before Ray starts (components.config.validate_tree)."""
-        from components.config import check
-
+        """Bad values end the run before Ray starts (components.platform.config.validate_tree)."""
         for key in ("image_size", "lock_image_unlocked_groups", "lock_text_unlocked_layers"):
             check(getattr(self, key) >= 0, key, getattr(self, key), "an integer >= 0")
+        known = (
+            self.name in SMALL_CONFIGS
+            or self.name.startswith(SCHEMAS)
+            or open_clip.get_model_config(self.name) is not None
+        )
+        small = ", ".join(sorted(SMALL_CONFIGS))
+        check(
+            known,
+            "name",
+            self.name,
+            f"a small config ({small}), an open_clip model name or hf-hub:/local-dir:",
+        )
         try:
             check_pretrained(self.name, self.pretrained or None)
         except PretrainedError as err:
             check(False, "pretrained", self.pretrained, str(err))
+
+    def source(self) -> dict[str, Any]:
+        """What ``load_backbone`` reads as plain data (it travels to Ray actors as it is):
+        ``{"checkpoint": dir}`` when a checkpoint is named, else ``spec()``."""
+        return {"checkpoint": self.checkpoint} if self.checkpoint else self.spec()
 
     def spec(self) -> dict[str, Any]:
         """Keyword arguments of ``Backbone`` (defaults left out, so configs stay short)."""

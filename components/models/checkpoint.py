@@ -1,4 +1,4 @@
-"""Checkpoint = a directory with config.json and model.safetensors (DESIGN.md, Checkpoint).
+"""Checkpoint = a directory with config.json and model.safetensors (docs/architecture.md, Checkpoint).
 
 config.json holds {"name": model.name, "config": model.config, "extra": {...}}: enough for
 ``registry.create_model`` to rebuild the model without its pretrained weights, which the
@@ -20,15 +20,16 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from components.data.storage import child, is_file, is_uri, local_copy, read_bytes
 from components.models.registry import create_model
+from components.platform.config import InputError
+from components.platform.storage import child, is_file, is_uri, local_copy, read_bytes
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 SHOWN = 5  # keys listed per kind of mismatch
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint directory whose files are missing, unreadable or disagree."""
 
 

@@ -17,13 +17,9 @@ from PIL import Image
 from torch import nn
 
 from components.models.backbone import Backbone
+from components.models.batching import CollatedModel, ImageTextCollator, row_pixels, trim_padding
 from components.models.losses import logit_scale_value, symmetric_infonce
-from components.models.occlip import (
-    decode_image,
-    row_pixels,
-    split_param_groups,
-    trim_padding,
-)
+from components.models.param_groups import split_param_groups
 from components.parsing.scene_graph import SceneGraph
 
 
@@ -36,14 +32,8 @@ def graph_caption(graph: SceneGraph) -> str:
     return " and ".join(parts)
 
 
-class CaptionCollator:
+class CaptionCollator(ImageTextCollator):
     """Shard rows -> {"images", "text_tokens"}. Plain state (tokenizer, transform): picklable."""
-
-    def __init__(self, tokenizer, transform, context_length: int) -> None:
-        self.tokenizer, self.transform, self.context_length = tokenizer, transform, context_length
-
-    def images(self, images: Sequence[Any]) -> torch.Tensor:
-        return torch.stack([self.transform(decode_image(im)) for im in images])  # (B, 3, H, W)
 
     def texts(self, texts: Sequence[str]) -> torch.Tensor:
         return self.tokenizer(list(texts), context_length=self.context_length)  # (B, L)
@@ -58,7 +48,7 @@ class CaptionCollator:
         }
 
 
-class CLIP(nn.Module):
+class CLIP(CollatedModel, nn.Module):
     """Dual encoder over a Backbone; a Scorer and a trainable model."""
 
     name = "clip"
@@ -93,14 +83,6 @@ class CLIP(nn.Module):
         tokens = trim_padding(tokens, self.backbone.pad_id)  # (T, longest caption)
         text = F.normalize(self.backbone.encode_text(tokens).float(), dim=-1)
         return image, text
-
-    def collate(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """Shard rows (image bytes or pixels, caption) -> batch tensors on CPU."""
-        return self.collator(rows)
-
-    def image_transform(self, train: bool = True):
-        """PIL -> pixels as training (or evaluation) sees them, for the Ray Data decode stage."""
-        return (self.collator if train else self.eval_collator).transform
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Symmetric InfoNCE over the (B, B) cosine matrix scaled by the learned temperature."""

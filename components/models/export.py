@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from components.models.backbone import merge_config
+from components.models.registry import create_model
 
 OPEN_CLIP_WEIGHTS = "open_clip_model.safetensors"
 OPEN_CLIP_CONFIG = "open_clip_config.json"
@@ -74,8 +75,6 @@ def export_model(model: nn.Module, directory: str | Path) -> Path:
 
 def load_export(directory: str | Path) -> nn.Module:
     """The bindkit model of an export: its backbone from the open_clip file, heads on top."""
-    from components.models.registry import create_model
-
     directory = Path(directory)
     payload = json.loads((directory / HEADS_CONFIG).read_text())
     options = dict(payload["config"])

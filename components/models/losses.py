@@ -1,7 +1,7 @@
 """Contrastive losses shared by CLIP and OC-CLIP, and OC-CLIP's perturbed-graph negatives.
 
 - ``symmetric_infonce``: CLIP's loss over a (B, B) logit matrix, matched pairs on the diagonal.
-- ``relation_negatives`` + ``local_graph_loss``: OC-CLIP's L_rel (occlip.md 1.4): for a graph
+- ``relation_negatives`` + ``local_graph_loss``: OC-CLIP's L_rel (docs/methods/occlip.md 1.4): for a graph
   with at least one relation, perturbed copies that swap one relation's subject and object or
   re-point one of its ends to another node; the image must prefer its own graph.
 """

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from components.models.backbone import Backbone
-from components.models.occlip import row_pixels
-from components.training.optim import split_param_groups
+from components.models.batching import CollatedModel, row_pixels
+from components.models.param_groups import split_param_groups
 
 TARGET_COLUMNS = {"objects": "object_code", "features": "feature_code"}
 
@@ -44,7 +44,20 @@ def presence_targets(rows: list[dict[str, Any]], column: str) -> torch.Tensor:
     return torch.stack(codes)
 
 
-class PresenceClassifier(nn.Module):
+class PresenceCollator:
+    """Shard rows (pixels or image bytes, object/feature code) -> {"images", "targets"}."""
+
+    def __init__(self, transform, column: str) -> None:
+        self.transform, self.column = transform, column
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        return {
+            "images": row_pixels(rows, self.transform),  # (B, 3, H, W)
+            "targets": presence_targets(rows, self.column),  # (B, L)
+        }
+
+
+class PresenceClassifier(CollatedModel, nn.Module):
     """Backbone image tower + one linear multi-label head over object or feature presence."""
 
     name = "presence"
@@ -68,22 +81,12 @@ class PresenceClassifier(nn.Module):
         self.head = nn.Linear(backbone.embed_dim, num_labels)
         self.options = {"target": target, "num_labels": num_labels, "train_augment": train_augment}
         self.column = TARGET_COLUMNS[target]
-        self.train_transform = backbone.make_transform(train=train_augment)
+        self.collator = PresenceCollator(backbone.make_transform(train=train_augment), self.column)
+        self.eval_collator = PresenceCollator(backbone.preprocess, self.column)
 
     @property
     def config(self) -> dict[str, Any]:
         return {"backbone": dict(self.backbone.config), **self.options}
-
-    def image_transform(self, train: bool = True):
-        """PIL -> pixels as training (or evaluation) sees them, for the Ray Data decode stage."""
-        return self.train_transform if train else self.backbone.preprocess
-
-    def collate(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """Shard rows (pixels or image bytes, object/feature code) -> batch tensors on CPU."""
-        return {
-            "images": row_pixels(rows, self.train_transform),  # (B, 3, H, W)
-            "targets": presence_targets(rows, self.column),  # (B, L)
-        }
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, L) presence logits from the pooled image embedding."""

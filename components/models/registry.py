@@ -1,11 +1,15 @@
 """One factory for every trainable bindkit model: ``create_model(name, backbone, **options)``.
 
 ``backbone`` is a built Backbone or its config dict (``Backbone.config``), so a checkpoint's
-config.json alone rebuilds the model. Other model families register with ``register_model``.
+config.json alone rebuilds the model. Models are a name -> "module:builder" table imported
+lazily (as components/parsing/registry.py does for parsers): the registry imports none of its
+models, so building a CLIP never imports OC-CLIP or DCSM and no model module can import its
+own caller in a circle. A new family adds one line here.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -14,40 +18,26 @@ from torch import nn
 
 from components.models.backbone import Backbone
 
-_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register_model(name: str, builder: Callable[..., nn.Module]) -> None:
-    """Make ``create_model(name, backbone, **options)`` call ``builder(backbone, **options)``."""
-    _BUILDERS[name] = builder
-
-
-def _builtin(name: str) -> Callable[..., nn.Module] | None:
-    if name == "occlip":
-        from components.models.occlip import OCCLIP
-
-        return OCCLIP
-    if name == "clip":
-        from components.models.clip import CLIP
-
-        return CLIP
-    if name == "dcsm":
-        from components.models.dcsm import DCSM
-
-        return DCSM
-    if name == "negclip":
-        from components.models.negclip import NegCLIP
-
-        return NegCLIP
-    if name == "presence":
-        from components.models.presence import PresenceClassifier
-
-        return PresenceClassifier
-    return None
+# name -> "module:callable(backbone, **options)"; a checkpoint's config.json stores the options
+MODELS: dict[str, str] = {
+    "occlip": "components.models.occlip.occlip:build_occlip",
+    "clip": "components.models.clip:CLIP",
+    "dcsm": "components.models.dcsm.dcsm:DCSM",
+    "negclip": "components.models.negclip:NegCLIP",
+    "presence": "components.models.presence:PresenceClassifier",
+}
 
 
 def model_names() -> list[str]:
-    return sorted({"occlip", "clip", "dcsm", "negclip", "presence", *_BUILDERS})
+    return sorted(MODELS)
+
+
+def model_builder(name: str) -> Callable[..., nn.Module]:
+    """The registered builder of ``name``, its module imported now."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(model_names())}")
+    module_name, attribute = MODELS[name].split(":")
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 def create_model(
@@ -63,9 +53,7 @@ def create_model(
     about to be loaded over them (checkpoint.load_checkpoint); ``device="meta"`` builds a
     shape-only skeleton that allocates nothing.
     """
-    builder = _BUILDERS.get(name) or _builtin(name)
-    if builder is None:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(model_names())}")
+    builder = model_builder(name)
     if device == "meta":
         with torch.device("meta"):
             if isinstance(backbone, dict):

@@ -6,7 +6,7 @@ so "\\nJSON: {...}\\nCaption: ..." inside a caption cannot add prompt lines. Eve
 validated: JSON (nesting bounded), the SceneGraph contract (indices in range, no empty names,
 ``negated`` a real boolean) and, by default, every object named in the caption. An invalid
 answer is retried once with the error quoted back; a second failure is a reject that keeps
-the raw text, so the run can count and inspect it (DESIGN.md: bad input is counted, never
+the raw text, so the run can count and inspect it (docs/architecture.md: bad input is counted, never
 silently dropped). A backend that raises (CUDA OOM) or answers a short batch is retried
 once per batch; then each caption of that batch is a counted reject.
 

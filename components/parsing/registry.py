@@ -18,7 +18,7 @@ class CaptionParser(Protocol):
 # name -> "module:Class"; imported lazily so the template parser needs no spaCy/transformers
 PARSERS: dict[str, str] = {
     "template": "components.parsing.template:TemplateParser",
-    "spacy": "components.parsing.spacy_parser:SpacyParser",
+    "spacy": "components.parsing.spacy.parser:SpacyParser",
     "llm": "components.parsing.llm_parser:LLMParser",
 }
 
@@ -29,8 +29,6 @@ def get_parser(name: str, **options: Any) -> CaptionParser:
         raise KeyError(f"unknown parser {name!r}; known: {sorted(PARSERS)}")
     module_name, class_name = PARSERS[name].split(":")
     parser_class = getattr(importlib.import_module(module_name), class_name)
-    if name == "template" and "world" in options:
-        return parser_class.for_world(options["world"])
     return parser_class(**options)
 
 

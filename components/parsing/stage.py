@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from components.parsing.registry import get_parser, parser_id
 from components.parsing.scene_graph import SCENE_GRAPH_TYPE, SceneGraph
 
 REJECT_COLUMN = "reject_reason"
@@ -46,8 +47,6 @@ class ParseStageConfig:
 
 def make_parser(name: str, options: dict[str, Any] | None = None) -> Any:
     """The parser registered under ``name``, built inside the actor that uses it."""
-    from components.parsing.registry import get_parser
-
     return get_parser(name, **dict(options or {}))
 
 
@@ -102,8 +101,6 @@ class ParseCaptions:
         options: dict[str, Any] | None = None,
         reject_empty: bool = True,
     ):
-        from components.parsing.registry import parser_id
-
         self.parser = make_parser(parser, options)
         self.parser_id = parser_id(self.parser)
         self.reject_empty = reject_empty

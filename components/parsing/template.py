@@ -2,12 +2,13 @@
 
 It accepts only the grammar's language, so a caption from elsewhere is an error naming
 the caption rather than a silently wrong graph. The vocabulary (attribute words and
-names) comes from the world, which keeps "small red rubber cube" unambiguous.
+names) comes from the world, which keeps "small red rubber cube" unambiguous: the caller
+passes it (components.data.worlds.template_parser_options), so parsing needs no world.
 """
 
 from __future__ import annotations
 
-from components.data.grammar import RELATION_PHRASES
+from components.parsing.grammar import RELATION_PHRASES
 from components.parsing.scene_graph import Relation, SceneGraph, SceneObject
 
 PHRASE_TO_PREDICATE = {phrase: predicate for predicate, phrase in RELATION_PHRASES.items()}
@@ -29,6 +30,13 @@ class TemplateParser:
         names: list[str] | None = None,
         world: str | None = None,
     ):
+        """``world`` only names the vocabulary given (for ``version``); a world without
+        one would claim a restriction it does not apply, so it is refused."""
+        if world and not names:
+            raise ValueError(
+                f"template parser: world={world!r} needs the world's vocabulary; pass "
+                f"components.data.worlds.template_parser_options({world!r})"
+            )
         self.attribute_words = set(attribute_words or []) or None
         self.names = set(names or []) or None
         self.world = world
@@ -37,20 +45,6 @@ class TemplateParser:
     def version(self) -> str:
         """Grammar version and the world whose vocabulary restricts it (if any)."""
         return f"grammar{self.GRAMMAR_VERSION}" + (f"+{self.world}" if self.world else "")
-
-    @classmethod
-    def for_world(cls, world_name: str) -> TemplateParser:
-        """A parser restricted to one world's vocabulary."""
-        from components.data.worlds import get_world
-
-        world = get_world(world_name)
-        attributes = [
-            v
-            for c in world.attribute_concepts
-            for v in world.space.values[world.concept_position(c)]
-        ]
-        names = list(world.space.values[world.concept_position(world.name_concept)])
-        return cls(attributes, names, world=world_name)
 
     def parse_batch(self, captions: list[str]) -> list[SceneGraph]:
         return [self.parse(c) for c in captions]

@@ -9,7 +9,7 @@ exactly -log2 q(o|z) with no sampling. With the world's exact entropies:
     B*    = H(O|F) - (CE_O - CE_F)        beta* = B* / H(O|F)
 
 where CE_F comes from a separately trained autoregressive probe for the feature code F.
-Families (methods/probes.md A5), all built by ``make_probe`` and fitted by ``fit_probe``:
+Families (docs/methods/probes.md A5), all built by ``make_probe`` and fitted by ``fit_probe``:
 linear, quadratic (rank r on [z; y~_k]), shared_quadratic (z-blocks shared by colour and
 shape: U_c^T z . V_s^T z), dnn (one MLP per head, batched einsum) and attention (a query
 per head over spatial tokens, read out by the rank-r quadratic on [CLS; pooled; y~_k]).
@@ -231,7 +231,7 @@ def make_probe(
 # -- training --------------------------------------------------------------------------
 @dataclass
 class FitConfig:
-    """The optimisation protocol (methods/probes.md A6), scaled by config, not by code."""
+    """The optimisation protocol (docs/methods/probes.md A6), scaled by config, not by code."""
 
     epochs: int = 40  # passes over the training features
     lr: float = 1e-3  # Adam learning rate

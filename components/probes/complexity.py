@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from components.models.controlled import ControlledDualEncoder
+from components.models.controlled.controlled import ControlledDualEncoder
 from components.probes.additive import additive_decomposition, probe_split
 from components.probes.recognition import RecognitionProbe, object_values, train_linear_probe
 

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from components.models.loading import load_backbone
 from components.probes.same_object import patch_labels_from_mask
 
 INPUT_COLUMNS = ["id", "image", "mask", "objects", "object_code", "feature_code", "split"]
@@ -55,23 +56,6 @@ class ExtractConfig:
     )
     batch_size: int = 64  # images per backbone call
     num_actors: int = 1  # extraction actors (each loads the backbone once)
-
-
-def load_backbone(model: dict[str, Any]):
-    """A Backbone from {"checkpoint": DIR} (a trained model's .backbone) or {"name": ..., ...}."""
-    if model.get("checkpoint"):
-        from components.models.checkpoint import load_checkpoint
-
-        trained = load_checkpoint(model["checkpoint"])
-        if not hasattr(trained, "backbone"):
-            raise ValueError(f"checkpoint {model['checkpoint']}: model has no .backbone")
-        return trained.backbone
-    from components.models.backbone import build_backbone
-
-    options = {k: v for k, v in model.items() if k != "checkpoint" and v not in (None, "")}
-    if "name" not in options:
-        raise ValueError(f"model spec {model}: needs 'checkpoint' or 'name'")
-    return build_backbone(**options)
 
 
 def resolve_layers(num_blocks: int, layers: list[int]) -> list[int]:

@@ -1,5 +1,5 @@
 """IsSameObject pairwise probes ("Does Object Binding Naturally Emerge in Large Pretrained
-ViTs?", arXiv 2510.24709; methods/probes.md B).
+ViTs?", arXiv 2510.24709; docs/methods/probes.md B).
 
 A patch's label is the majority instance id over its pixels (0 = background). Pairs are
 taken within an image: every i < j among the image's patches ("all", background counts as

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from components.data.concepts import coverage_split
-from components.models.controlled import (
+from components.data.controlled_world import TokenWorld
+from components.models.controlled.controlled import (
     TRAIN_SCALE_CAP,
     ControlledDualEncoder,
     ControlledModelConfig,
@@ -37,7 +38,6 @@ from components.models.controlled import (
     recognition_correct,
     soft_target_loss,
 )
-from components.models.controlled_world import TokenWorld
 
 
 @dataclass

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from components.models.occlip import decode_image
+from components.models.batching import decode_image
 
 IMAGE_COLUMN = "image"
 PIXELS_COLUMN = "pixels"

@@ -14,7 +14,7 @@ from typing import Any
 
 from pyarrow.fs import FileType
 
-from components.data.storage import filesystem_and_path, is_uri
+from components.platform.storage import filesystem_and_path, is_uri
 from components.training.loop import TrainConfig, train_loop_per_worker
 
 

@@ -1,4 +1,4 @@
-"""OC-CLIP's binding module and structured similarity (occlip.md 1.2, 1.3; arXiv 2502.14113).
+"""OC-CLIP's binding module and structured similarity (docs/methods/occlip.md 1.2, 1.3; arXiv 2502.14113).
 
 Binding: node phrases query the image's patch tokens through *inverted* cross-attention:
 the softmax runs over the queries (nodes + K_d learned default tokens) for each patch, so
@@ -66,7 +66,7 @@ class InvertedAttention(nn.Module):
             )  # (..., h, Q, L)
             logits = logits.masked_fill(~query_mask[..., None, :, None], NEG_INF)
             if self.competitive:
-                # A_{q,l} = softmax over queries q' of <Q'_q', K_l> / sqrt(d)   (occlip.md 1.2)
+                # A_{q,l} = softmax over queries q' of <Q'_q', K_l> / sqrt(d)   (docs/methods/occlip.md 1.2)
                 competition = logits.softmax(dim=-2)
                 # W_{q,l} = A_{q,l} / (sum_l' A_{q,l'} + eps)
                 weights = competition / (competition.sum(dim=-1, keepdim=True) + self.eps)
@@ -160,7 +160,7 @@ class BindingModule(nn.Module):
 
 
 class StructuredScore(nn.Module):
-    """Object and relation heads plus learned alpha, beta (occlip.md 1.3)."""
+    """Object and relation heads plus learned alpha, beta (docs/methods/occlip.md 1.3)."""
 
     def __init__(self, text_dim: int, slot_dim: int, d_obj: int = 128, d_rel: int = 128):
         super().__init__()

@@ -38,4 +38,23 @@ def get_world(name_or_path: str, **overrides: Any) -> World:
     return WORLD_CLASSES[spec["kind"]](spec)
 
 
-__all__ = ["PlacedObject", "Scene", "SplitSpec", "World", "get_world", "load_world_spec"]
+def template_parser_options(name_or_path: str) -> dict[str, Any]:
+    """The template parser's options for one world: its attribute words and object names
+    (so only this world's captions parse) and the world's name (its parser version)."""
+    world = get_world(name_or_path)
+    attributes = [
+        v for c in world.attribute_concepts for v in world.space.values[world.concept_position(c)]
+    ]
+    names = list(world.space.values[world.concept_position(world.name_concept)])
+    return {"attribute_words": attributes, "names": names, "world": name_or_path}
+
+
+__all__ = [
+    "PlacedObject",
+    "Scene",
+    "SplitSpec",
+    "World",
+    "get_world",
+    "load_world_spec",
+    "template_parser_options",
+]

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from components.data.concepts import ConceptSpace
+from components.data.splits import role_from_name
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ class SplitSpec:
     name: str
     fraction: float
     objects: str  # "seen", "heldout", "heldout_val", "heldout_test" or "all"
+
+    @property
+    def role(self) -> str:
+        """train | select | final, written into the card so readers guard by role."""
+        return role_from_name(self.name)
 
 
 class World(ABC):

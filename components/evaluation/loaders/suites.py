@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.config import ConfigError
 from components.evaluation.benchmark import Benchmark, BenchmarkFileMissing
 from components.evaluation.loaders import benchmark_names, get_benchmark
+from components.platform.config import ConfigError
 
 
 def is_public_suite(spec: str) -> bool:

@@ -1,0 +1,119 @@
+"""Which split a run reads, and why: final splits only in the final evaluation.
+
+Validation is not the test (docs/architecture.md): training, early stops, checkpoint choice and design
+comparisons read splits whose role is ``train`` or ``select``; a ``final`` split is read
+once, for the final table. Every split has its role written in the data's card
+(``card.json`` ``split_roles``: worlds and build_shards output alike), so the guard follows
+what the data says, not a name prefix. Every read goes through one ``SplitAccess``, which
+refuses a final split before ``final()`` and any non-final read after it, and writes its
+log so a test can check it. ``data`` and ``out`` may be local folders or URIs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from components.platform.storage import child, exists, is_dir, read_bytes, write_bytes
+
+PURPOSES = ("train", "select", "final")
+ROLES = ("train", "select", "final")
+AUTO = "auto"  # a select/eval split taken from the data card's roles
+
+
+def role_from_name(split: str) -> str:
+    """The role a split name implies, for worlds declaring splits and for cards written
+    before roles were recorded: any name containing "test" (any case) is final."""
+    name = split.lower()
+    if "test" in name:
+        return "final"
+    return "train" if name.startswith("train") else "select"
+
+
+def read_split_roles(data: str | Path) -> dict[str, str]:
+    """Split -> role from ``data``'s card.json; an older card's splits get their name's role."""
+    card_path = child(data, "card.json")
+    if not exists(str(card_path)):
+        return {}
+    card = json.loads(read_bytes(str(card_path)))
+    roles = dict(card.get("split_roles") or {})
+    for split in card.get("splits") or {}:
+        roles.setdefault(split, role_from_name(split))
+    return roles
+
+
+def default_splits(roles: dict[str, str]) -> tuple[str, str]:
+    """(select split, final split) a run uses when the config says ``auto``: held-out
+    splits first (a binding world's point), else the plain ``val``/``test`` of own data."""
+
+    def first(role: str, preferred: tuple[str, ...]) -> str:
+        named = [s for s in preferred if roles.get(s) == role]
+        others = sorted(s for s, r in roles.items() if r == role)
+        return (named or others or [""])[0]
+
+    return first("select", ("val_heldout", "val")), first("final", ("test_heldout", "test"))
+
+
+def check_role(split: str, roles: dict[str, str], purpose: str) -> None:
+    """Raise ValueError when ``split``'s role does not allow ``purpose``.
+
+    ``train`` reads only train splits, ``select`` never a final split; ``final`` reads any.
+    A split the card does not list takes its name's role."""
+    role = roles.get(split) or role_from_name(split)
+    if purpose == "select" and role == "final":
+        raise ValueError(
+            f"split {split!r} has role 'final' in the data card: it is read once, for the "
+            "final table, never to choose a model (use a val split)"
+        )
+    if purpose == "train" and role != "train":
+        raise ValueError(f"split {split!r} has role {role!r}, not 'train'")
+
+
+def require_select_split(data: str | Path, split: str) -> None:
+    """Refuse, before any training, a selection split ``data`` lacks ("" = no selection):
+    worlds built before ``val_heldout`` existed would otherwise fail after training."""
+    folder = child(data, split)
+    if split and not is_dir(str(folder)):
+        raise FileNotFoundError(
+            f"select_split={split}: no {folder}; "
+            "rebuild the data (worlds now write val_heldout) or set select_split=val"
+        )
+
+
+class SplitAccess:
+    """Hands out split directories under ``data`` and records (split, purpose, role) in order."""
+
+    def __init__(self, data: str | Path, roles: dict[str, str] | None = None) -> None:
+        self.data = child(data)  # a Path, or a URI string
+        self.roles = read_split_roles(data) if roles is None else dict(roles)
+        self.log: list[dict[str, str | float]] = []
+        self.in_final = False
+
+    def final(self) -> None:
+        """From here on only the final evaluation reads splits."""
+        self.in_final = True
+
+    def path(self, split: str, purpose: str) -> str | Path:
+        """The directory of ``split`` for ``purpose`` (train | select | final): a Path under
+        a local ``data``, a URI string under a URI."""
+        if purpose not in PURPOSES:
+            raise ValueError(f"purpose must be one of {PURPOSES}, got {purpose!r}")
+        if (purpose == "final") != self.in_final:
+            raise RuntimeError(
+                f"split {split!r} read for {purpose!r} "
+                + ("after the final evaluation began" if self.in_final else "before final()")
+            )
+        try:
+            check_role(split, self.roles, purpose)
+        except ValueError as err:
+            raise RuntimeError(str(err)) from None
+        role = self.roles.get(split) or role_from_name(split)
+        self.log.append({"split": split, "purpose": purpose, "role": role, "time": time.time()})
+        return child(self.data, split)
+
+    def write(self, out: str | Path) -> str | Path:
+        """out/split_access.json (out local or a URI): the reads in order, for audits and tests."""
+        path = child(out, "split_access.json")
+        write_bytes(str(path), json.dumps(self.log, indent=2).encode())
+        return path
