@@ -24,11 +24,13 @@ from pathlib import Path
 from components.data.ingest.base import SourceSpec
 from components.data.ingest.build import SPLITS, SplitFractions, build_from_source
 from components.data.ingest.demo import write_demo_webdataset
+from components.data.ingest.preflight import OWN_DATA, check_out, check_source_path
 from components.data.ingest.validate import IngestLimits
 from components.data.real_negatives import KINDS as NEGATIVE_KINDS
+from components.parsing.registry import PARSERS
 from components.parsing.stage import ParseStageConfig
 from components.platform.cli import cli, run_pipeline
-from components.platform.config import check, to_dict
+from components.platform.config import ConfigError, check, to_dict
 from components.platform.runtime import init_ray
 from components.platform.tracking import log_results, pipeline_run, write_outputs
 
@@ -52,11 +54,23 @@ class BuildShardsConfig:
     experiment: str = "build_shards"  # MLflow experiment name
 
     def validate(self) -> None:
+        """Everything that can fail before Ray starts or an MLflow run opens: values, the
+        parse stage (a bogus parser otherwise fails inside Ray's actors), and the paths."""
+        if not self.source.path:
+            raise ConfigError(f"no source: set source.kind and source.path; {OWN_DATA}")
         for key in ("rows_per_shard", "shards_per_window"):
             check(getattr(self, key) > 0, key, getattr(self, key), "a positive integer")
-        check(bool(self.source.path), "source.path", self.source.path, "a file, folder or URI")
         unknown = sorted(set(self.negatives) - set(NEGATIVE_KINDS))
         check(not unknown, "negatives", unknown, f"kinds among {', '.join(NEGATIVE_KINDS)}")
+        parse = self.parse
+        check(parse.parser in PARSERS, "parse.parser", parse.parser, f"one of {', '.join(PARSERS)}")
+        for key in ("concurrency", "batch_size"):
+            value = getattr(parse, key)
+            check(value > 0, f"parse.{key}", value, "a positive integer")
+        check(parse.num_cpus >= 0, "parse.num_cpus", parse.num_cpus, "a number >= 0")
+        if self.demo_samples == 0:  # else the demo is written to source.path first
+            check_source_path(self.source.kind, self.source.path)
+        check_out(self.out)
 
 
 def report(config: BuildShardsConfig, summary: dict) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import mlflow
 
-from components.data.build import build_synthetic, check_synthetic_options
+from components.data.build import build_synthetic, check_synthetic_options, claim_output
 from components.data.synthetic import SyntheticSpec
 from components.platform.cli import cli, run_pipeline
 from components.platform.config import check, to_dict
@@ -75,11 +75,12 @@ def run(config: BuildSyntheticConfig) -> dict:
         config.image_size,
         tuple(sorted(config.world_overrides.items())),
     )
+    # A refused out= (built with other settings) stops here: no Ray, no MLflow run.
+    claim_output(spec, config.num_scenes, config.out, config.rows_per_shard, config.overwrite)
     init_ray()
     with pipeline_run(config.experiment, f"{config.world}-s{config.seed}", to_dict(config)):
-        card = build_synthetic(
-            spec, config.num_scenes, config.out, config.rows_per_shard, overwrite=config.overwrite
-        )
+        # out= is claimed (overwrite done above): the build resumes or fills it
+        card = build_synthetic(spec, config.num_scenes, config.out, config.rows_per_shard)
         results = {
             "build": {
                 "scenes_per_s": sum(card["splits"].values()) / card["build"]["seconds"],
@@ -88,7 +89,7 @@ def run(config: BuildSyntheticConfig) -> dict:
         }
         log_results(results)
         write_outputs(config.out, config, results, report(card))
-        mlflow.log_artifact(str(Path(config.out) / "card.json"))
+        mlflow.log_dict(card, "card.json")
     print(report(card))
     return results
 

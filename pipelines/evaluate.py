@@ -39,11 +39,12 @@ from components.evaluation.checkpoint_runs import (
     Suite,
     evaluate_model,
     evaluation_report,
+    headline_results,
     load_suites,
     log_evaluation,
     model_labels,
+    scored,
 )
-from components.evaluation.report import results_dict
 from components.evaluation.scoring import ParserSpec
 from components.evaluation.synthetic import SUITES as SYNTHETIC_SUITES
 from components.evaluation.zeroshot import ZeroShotConfig, checkpoints_zero_shot
@@ -151,16 +152,16 @@ def build_smoke_inputs(config: EvaluateConfig, out_dir: Path) -> EvaluateConfig:
     return replace(config, models=models, suites=suites)
 
 
-def main(argv: list[str]) -> dict[str, dict[str, float]]:
+def main(argv: list[str]) -> dict[str, Any]:
     return run_pipeline(EvaluateConfig, run, argv, DEFAULT_CONFIG)
 
 
-def run(config: EvaluateConfig) -> dict[str, dict[str, float]]:
+def run(config: EvaluateConfig) -> dict[str, Any]:
     with staged_dir(config.out) as out:  # out= a URI: files land here, uploaded at the end
         return evaluate_all(build_smoke_inputs(config, out), out)
 
 
-def evaluate_all(config: EvaluateConfig, out: Path) -> dict[str, dict[str, float]]:
+def evaluate_all(config: EvaluateConfig, out: Path) -> dict[str, Any]:
     """Every model on every suite; tables, plots and galleries into the local ``out``."""
     if not config.models:
         raise ConfigError("models is empty: give checkpoint directories, models=[DIR,...]")
@@ -172,17 +173,18 @@ def evaluate_all(config: EvaluateConfig, out: Path) -> dict[str, dict[str, float
         )
     checkpoints = [child(m) for m in config.models]  # Paths, or URI strings
     labels = dict(zip(model_labels(checkpoints), checkpoints, strict=True))
+    # Suites that cannot be read refuse the run here, before its MLflow run opens.
+    suites, empty = load_suites(
+        config.suites,
+        config.limit,
+        config.synthetic_suites,
+        config.root,
+        config.roots,
+        config.benchmark_options,
+    )
+    if not suites:
+        raise ConfigError(f"every suite in {config.suites} is empty: {empty}")
     with pipeline_run(config.experiment, f"evaluate-{'+'.join(labels)}", to_dict(config)):
-        suites, empty = load_suites(
-            config.suites,
-            config.limit,
-            config.synthetic_suites,
-            config.root,
-            config.roots,
-            config.benchmark_options,
-        )
-        if not suites:
-            raise ConfigError(f"every suite in {config.suites} is empty: {empty}")
         results, notes = [], []
         for label, checkpoint in labels.items():
             model_results, model_notes = evaluate_model(
@@ -190,8 +192,10 @@ def evaluate_all(config: EvaluateConfig, out: Path) -> dict[str, dict[str, float
             )
             results += model_results
             notes += model_notes
-        write_report(results, out, gallery_limit=config.gallery_limit)
-        headline = results_dict(results)
+        numbered = scored(results)  # a suite with no scorable item has no table row or plot
+        if numbered:
+            write_report(numbered, out, gallery_limit=config.gallery_limit)
+        headline = headline_results(results)
         text = evaluation_report(labels, results, notes, empty)
         if config.zeroshot.root:  # backbone retention (zeroshot.py), beside the suites
             for label, top in checkpoints_zero_shot(labels, config.zeroshot).items():

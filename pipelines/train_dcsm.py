@@ -21,13 +21,15 @@ import components.platform.help_gate  # noqa: F401  (answers --help before torch
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-from components.data.splits import SplitAccess, require_select_split
+from components.data.splits import SplitAccess, resolve_splits
 from components.data.synthetic_inputs import SyntheticData, training_shards
+from components.data.worlds import data_split_roles
 from components.evaluation.seeds import model_means, train_select_test
 from components.evaluation.suite_scores import seed_tables, split_suites, suite_accuracies
 from components.models.backbone import BackboneConfig
+from components.models.dcsm.options import DcsmOptions
 from components.platform.cli import cli, run_pipeline
 from components.platform.config import check, check_path, to_dict
 from components.platform.runtime import init_ray
@@ -42,35 +44,11 @@ from components.platform.tracking import (
 from components.training.feature_cache import feature_files
 from components.training.frozen_backbone import backbone_config, cached_features, resolve_backbone
 from components.training.loop import TrainConfig
-from components.training.model_runs import fit_model_run
-from components.training.trainer import ScalingSettings
+from components.training.model_runs import check_before_ray, fit_model_run
+from components.training.trainer import ScalingSettings, check_cluster_fits
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "train_dcsm.yaml"
 TRAIN_OCCLIP_DENSE = "outputs/train_occlip_dense/clip/checkpoint"  # train_dcsm.yaml says how
-
-
-@dataclass
-class DcsmOptions:
-    """DCSM model options (components/models/dcsm/dcsm.py); empty lists mean the defaults."""
-
-    context_length: int = 30  # text tokens per caption
-    lexicon: Optional[list[str]] = None  # noqa: UP045 (OmegaConf) None = default; [] = none
-    signature_seed: int = 15  # seed of the functional-word signatures
-    normalize: str = "per_map"  # per_map | batch (the reference's global z-score)
-    head: str = "cnn"  # cnn (reference, size-specific) | pooled (any backbone)
-    # similarity map size the head sees (rows, cols)
-    pool: list[int] = field(default_factory=lambda: [16, 16])
-    channels: int = 4  # CNN head channels
-    hidden: int = 128  # head hidden width
-    dropout: float = 0.1  # head dropout
-    logit_dropout: bool = True  # drop whole maps during training (reference)
-    negative_kinds: list[str] = field(default_factory=list)  # empty = every kind
-    in_batch_negatives: bool = True  # False: each scene against its own candidates only
-
-    def model_options(self) -> dict[str, Any]:
-        options = asdict(self)  # lexicon passes as is: [] means no functional rows
-        options["negative_kinds"] = options["negative_kinds"] or None
-        return options
 
 
 @dataclass
@@ -90,7 +68,7 @@ class TrainDcsmConfig:
     dcsm: DcsmOptions = field(default_factory=DcsmOptions)
     train: TrainConfig = field(default_factory=TrainConfig)
     scaling: ScalingSettings = field(default_factory=ScalingSettings)
-    eval_split: str = "test_heldout"  # split the final table is measured on
+    eval_split: str = "auto"  # the final table's split, read once (auto: the card's; "" = none)
     # Hard-negative kinds of the eval split, and public suites "sugarcrepe:ROOT", ...
     # (components.evaluation.loaders.suites), read in the final evaluation only.
     suites: list[str] = field(
@@ -100,7 +78,7 @@ class TrainDcsmConfig:
     eval_batch_size: int = 1  # items per DCSM score call (off-block pairs are wasted work)
     seed: int = 0  # seed of a random-init backbone's weights (fallback)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one scorer run per seed
-    select_split: str = "val_heldout"  # per-seed validation ("" = none); eval_split read once
+    select_split: str = "auto"  # per-seed choice (auto: the data card's select split; "" = none)
     train_split: str = "train"  # split the scorer trains on (build_shards: train/val/test)
     out: str = "outputs/train_dcsm"  # output folder or URI: checkpoint, results, report
     experiment: str = "train_dcsm"  # MLflow experiment name
@@ -110,6 +88,8 @@ class TrainDcsmConfig:
         check(self.eval_batch_size > 0, "eval_batch_size", self.eval_batch_size, "an integer > 0")
         if self.data:
             check_path("data", self.data, "dir")
+        resolve_splits(self, data_split_roles(self.data, self.synthetic.world))
+        check_before_ray(self.data, self.synthetic, self.train_split, self.train, self.scaling)
 
 
 def train(
@@ -185,13 +165,13 @@ def run(config: TrainDcsmConfig) -> dict[str, Any]:
     from components.models.loading import load_backbone
 
     init_ray()
+    check_cluster_fits(config.scaling)  # before the world build and the MLflow run
     with (
         pipeline_run(config.experiment, "train_dcsm", to_dict(config)) as run,
         staged_dir(config.out) as out,  # out= a URI: files land here, uploaded at the end
     ):
         data = training_shards(config.data, config.synthetic)
-        require_select_split(data, config.select_split)
-        access = SplitAccess(data)
+        access = SplitAccess(data, select_split=config.select_split)
         spec, backbone_note = resolve_backbone(
             config.backbone, config.fallback, config.seed, config.out
         )

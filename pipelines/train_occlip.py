@@ -16,7 +16,6 @@ from __future__ import annotations
 import components.platform.help_gate  # noqa: F401  (answers --help before torch and Ray load)
 
 # isort: split
-import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,13 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from components.data.shards import shard_files, validate_schema
-from components.data.splits import SplitAccess, require_select_split
+from components.data.splits import (
+    TRAIN_SELECT_FINAL,
+    SplitAccess,
+    resolve_splits,
+)
 from components.data.synthetic_inputs import SyntheticData, training_shards
+from components.data.worlds import data_split_roles, parser_for_data
 from components.evaluation.seeds import model_means, train_select_test
 from components.evaluation.suite_scores import seed_tables, split_suites, suite_accuracies
 from components.evaluation.zeroshot import ZeroShotConfig, zero_shot_retention
@@ -35,22 +39,19 @@ from components.platform.cli import cli, run_pipeline
 from components.platform.config import check, check_path, to_dict
 from components.platform.runtime import init_ray
 from components.platform.storage import (
-    child,
-    exists,
     join,
-    parent,
     ray_paths,
-    read_bytes,
     staged_dir,
 )
 from components.platform.tracking import log_results, pipeline_run, write_outputs
 from components.training.loop import TrainConfig
-from components.training.model_runs import fit_model_run
-from components.training.trainer import ScalingSettings
+from components.training.model_runs import check_before_ray, fit_model_run
+from components.training.trainer import ScalingSettings, check_cluster_fits
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "train_occlip.yaml"
 TRAIN_COLUMNS = ["image", "caption", "graph"]
 EXTRA_COLUMNS = {"negclip": ["negatives"]}  # NegCLIP batches each row's hard-negative captions
+SPLIT_PURPOSES = {**TRAIN_SELECT_FINAL, "train.val_split": "select"}  # data/splits.py
 MODELS = {  # model= value -> the models trained, in order
     "occlip": ["occlip"],
     "clip": ["clip"],
@@ -74,10 +75,14 @@ class TrainOcclipConfig:
     negclip: dict[str, Any] = field(default_factory=dict)  # NegCLIP options (negclip.py)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one training run per seed
     train_split: str = "train"  # split trained on (build_shards writes train/val/test)
-    select_split: str = "val_heldout"  # model choice reads only this ("" = none)
+    # Model choice reads only this. auto: the data card's select split (val_heldout in a
+    # world, val in build_shards output); "" = none. Final-role splits are refused.
+    select_split: str = "auto"
     train: TrainConfig = field(default_factory=TrainConfig)
     scaling: ScalingSettings = field(default_factory=ScalingSettings)
-    eval_split: str = "test_heldout"  # split the final table is measured on
+    # The final table's split, read once after every choice. auto: the card's final split
+    # (test_heldout in a world, test in build_shards output); "" = select only, no test read.
+    eval_split: str = "auto"
     # Hard-negative kinds of the eval split, and public suites "sugarcrepe:ROOT",
     # "whatsup/controlled_a:ROOT", ... (components.evaluation.loaders.suites), final only.
     suites: list[str] = field(
@@ -100,6 +105,10 @@ class TrainOcclipConfig:
         check(self.eval_limit >= 0, "eval_limit", self.eval_limit, "an integer >= 0 (0 = all)")
         if self.data:
             check_path("data", self.data, "dir")
+        resolve_splits(self, data_split_roles(self.data, self.synthetic.world), SPLIT_PURPOSES)
+        check_before_ray(
+            self.data, self.synthetic, self.train_split, self.train, self.scaling, self.resume
+        )
 
 
 def model_spec(config: TrainOcclipConfig, name: str) -> dict[str, Any]:
@@ -132,11 +141,12 @@ def read_rows(config: TrainOcclipConfig, name: str, split_dir: str | Path):
     return dataset
 
 
-def train_one(config, name, train_dir: str | Path, parent_run_id, seed: int, out: Path) -> Path:
+def train_one(config, name, dirs: dict[str, Any], parent_run_id, seed: int, out: Path) -> Path:
     """Fit one model for one seed with Ray Train; returns its final checkpoint directory
     (under the local ``out``; Ray's own run folder is ``config.out``/ray, URI or not)."""
     from components.parsing.stage import ParseStageConfig, parse_dataset
 
+    train_dir, val_dir = dirs["train"], dirs["val"]  # val: None unless train.val_every
     files = shard_files(train_dir)
     paths, filesystem = ray_paths(files)  # one filesystem (None: local) for every read below
     columns = TRAIN_COLUMNS + EXTRA_COLUMNS.get(name, [])
@@ -146,7 +156,6 @@ def train_one(config, name, train_dir: str | Path, parent_run_id, seed: int, out
         # materialised: the row count check, the schema and training would each re-parse
         dataset = parse_dataset(dataset, ParseStageConfig(parser=config.train_parser)).materialize()
     train = replace(config.train, seed=seed)
-    val_dir = child(parent(str(train_dir)), train.val_split)
     return fit_model_run(
         model_spec(config, name),
         train,
@@ -160,7 +169,7 @@ def train_one(config, name, train_dir: str | Path, parent_run_id, seed: int, out
         target=checkpoint_dir(out, config, name, seed),
         resume=config.resume or None,
         # checkpoint selection reads the val split only
-        val_dataset=read_rows(config, name, val_dir) if train.val_every else None,
+        val_dataset=read_rows(config, name, val_dir) if val_dir else None,
         train_rows=sum(pq.read_metadata(p, filesystem=filesystem).num_rows for p in paths),
     )
 
@@ -170,17 +179,11 @@ def evaluate_checkpoint(
 ) -> dict[str, float]:
     """Accuracy of the positive over its negative, per suite, on one split directory (and,
     in the final evaluation only, on the public suites: they are test data)."""
-    from components.data.worlds import template_parser_options
     from components.models.checkpoint import load_checkpoint
-    from components.parsing.registry import get_parser
 
     model = load_checkpoint(checkpoint).eval()
     if hasattr(model, "parser"):
-        card_path = str(child(data, "card.json"))
-        card = json.loads(read_bytes(card_path)) if exists(card_path) else {}
-        world = card.get("world")  # own data (build_shards) has no world
-        options = template_parser_options(world) if config.parser == "template" and world else {}
-        model.parser = get_parser(config.parser, **options)
+        model.parser = parser_for_data(config.parser, data)
     suites = split_suites(split_dir, config.suites, config.eval_limit, final)
     return suite_accuracies(model, checkpoint, suites, split_dir, 16, final)
 
@@ -197,28 +200,24 @@ def main(argv: list[str]) -> dict[str, Any]:
 
 
 def run(config: TrainOcclipConfig) -> dict[str, Any]:
-    import mlflow
 
     names = MODELS[config.model]
     init_ray()
+    check_cluster_fits(config.scaling)  # before the world build and the MLflow run
     with (
         pipeline_run(config.experiment, f"train_occlip-{config.model}", to_dict(config)) as run,
         staged_dir(config.out) as out,  # out= a URI: files land here, uploaded at the end
     ):
         data = training_shards(config.data, config.synthetic)
-        require_select_split(data, config.select_split)
-        access = SplitAccess(data)
+        access = SplitAccess(data, select_split=config.select_split)
 
         def train_seed(seed: int) -> dict[str, Path]:
-            with mlflow.start_run(
-                run_name=f"seed{seed}", nested=True, parent_run_id=run.info.run_id
-            ) as seed_run:
-                mlflow.log_param("seed", seed)
-                train_dir = access.path(config.train_split, "train")
-                return {
-                    n: train_one(config, n, train_dir, seed_run.info.run_id, seed, out)
-                    for n in names
-                }
+            # each model's run hangs off the pipeline run, its seed a tag and in its name;
+            # in-training checkpoint choice reads a select split, guarded like the rest
+            read_val = config.train.val_every > 0
+            val = access.path(config.train.val_split, "select") if read_val else None
+            dirs = {"train": access.path(config.train_split, "train"), "val": val}
+            return {n: train_one(config, n, dirs, run.info.run_id, seed, out) for n in names}
 
         def evaluate_seed(checkpoints: dict[str, Path], split_dir: str | Path) -> dict[str, dict]:
             return {

@@ -31,6 +31,8 @@ import pyarrow.parquet as pq
 
 from components.data.build import check_synthetic_options, probe_world
 from components.data.shards import shard_files
+from components.data.splits import SplitAccess, resolve_splits
+from components.data.worlds import data_split_roles
 from components.models.backbone import BackboneConfig
 from components.platform.cli import cli, run_pipeline
 from components.platform.config import check, check_path, to_dict
@@ -39,7 +41,7 @@ from components.platform.storage import child, join, ray_paths, staged_dir
 from components.platform.tracking import log_results, pipeline_run, write_outputs
 from components.training.loop import TrainConfig
 from components.training.model_runs import fit_model_run
-from components.training.trainer import ScalingSettings
+from components.training.trainer import ScalingSettings, check_cluster_fits
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "train_presence.yaml"
 TARGETS = ("objects", "features")
@@ -74,7 +76,7 @@ class TrainPresenceConfig:
     data: PresenceData = field(default_factory=PresenceData)
     train: TrainConfig = field(default_factory=TrainConfig)
     scaling: ScalingSettings = field(default_factory=ScalingSettings)
-    eval_split: str = "test"  # split the final presence accuracy is measured on
+    eval_split: str = "auto"  # final accuracy's split, read once after training (auto: card's)
     out: str = "outputs/train_presence"  # output folder or URI: checkpoints, results, report
     experiment: str = "train_presence"  # MLflow experiment name
 
@@ -91,6 +93,8 @@ class TrainPresenceConfig:
             self.targets,
             f"a non-empty list of {', '.join(TARGETS)}",
         )
+        roles = data_split_roles(self.data.data, self.data.world)
+        resolve_splits(self, roles, {"train.val_split": "select", "eval_split": "final"})
 
 
 def prepare_data(data: PresenceData) -> Path | str:
@@ -130,11 +134,12 @@ def read_split(split_dir: Path | str):
     return ray.data.read_parquet(paths, filesystem=filesystem).select_columns(COLUMNS)
 
 
-def train_one(config, target: str, data, parent_run_id: str, out: Path) -> Path:
+def train_one(config, target: str, access: SplitAccess, parent_run_id: str, out: Path) -> Path:
     """Fit one supervision with the shared Ray Train loop; returns its checkpoint directory."""
-    train_dir = child(data, "train")
+    train_dir = access.path("train", "train")
     spec = model_spec(config, target, label_count(train_dir, target))
-    val = read_split(child(data, config.train.val_split)) if config.train.val_every else None
+    val_every = config.train.val_every  # in-training checkpoint choice reads a select split
+    val = read_split(access.path(config.train.val_split, "select")) if val_every else None
     return fit_model_run(
         spec,
         config.train,
@@ -212,6 +217,7 @@ def run(config: TrainPresenceConfig) -> dict[str, Any]:
             f"{config.data.image_size}: the backbone would resize the scenes it is trained on"
         )
     init_ray()
+    check_cluster_fits(config.scaling)  # before the world build and the MLflow run
     with (
         pipeline_run(config.experiment, "train_presence", to_dict(config)) as parent,
         staged_dir(config.out) as out,
@@ -219,11 +225,14 @@ def run(config: TrainPresenceConfig) -> dict[str, Any]:
         data = prepare_data(config.data)
         first = config.targets[0]
         init = save_init(config, first, label_count(child(data, "train"), first), out)
-        results: dict[str, Any] = {}
-        for target in config.targets:
-            checkpoint = train_one(config, target, data, parent.info.run_id, out)
-            scores = evaluate(checkpoint, child(data, config.eval_split))
-            results[target] = {**scores, "checkpoint": str(checkpoint)}
+        access = SplitAccess(data)  # every target trains before the one final read
+        trained = {t: train_one(config, t, access, parent.info.run_id, out) for t in config.targets}
+        access.final()
+        results: dict[str, Any] = {
+            target: {**evaluate(c, access.path(config.eval_split, "final")), "checkpoint": str(c)}
+            for target, c in trained.items()
+        }
+        access.write(out)
         log_results(results)  # numbers only: the checkpoint paths are skipped
         payload = {**results, "init_checkpoint": str(init)}
         text = report(results, config)

@@ -214,7 +214,7 @@ def test_own_block_loss_scores_each_scene_only_against_its_own_candidates(featur
 
 
 def test_an_empty_lexicon_means_no_functional_rows(rows):
-    from pipelines.train_dcsm import DcsmOptions
+    from components.models.dcsm.options import DcsmOptions
 
     captions = rows.column("caption").to_pylist()
     options = DcsmOptions(lexicon=[]).model_options()

@@ -224,3 +224,16 @@ def test_auto_splits_follow_the_card_roles():
     assert default_splits(world) == ("val_heldout", "test_heldout")
     assert default_splits({"train": "train", "val": "select", "test": "final"}) == ("val", "test")
     assert default_splits({"train": "train"}) == ("", "")
+
+
+def test_a_selection_only_run_never_opens_a_final_split(tmp_path):
+    access, events = SplitAccess(tmp_path), []
+
+    def evaluate(seed, split_dir):
+        events.append(split_dir.name)
+        return {"m": {"swap_att": 0.5}}
+
+    results = train_select_test([0, 1], lambda seed: seed, evaluate, access, "val_heldout", "")
+    assert events == ["val_heldout", "val_heldout"] and not access.in_final
+    assert [entry["purpose"] for entry in access.log] == ["select", "select"]
+    assert results["val"]["per_seed"]["m"]["swap_att"] == [0.5, 0.5]

@@ -36,7 +36,11 @@ def _numbers(tree) -> list[float]:
 @pytest.mark.parametrize(
     "config", SMOKE_CONFIGS, ids=lambda p: f"{p.parent.parent.parent.name}/{p.stem}"
 )
-def test_smoke_config_runs_and_writes_results(config, ray_cluster, mlflow_uri, tmp_path):
+def test_smoke_config_runs_and_writes_results(
+    config, ray_cluster, mlflow_uri, tmp_path, monkeypatch
+):
+    shard_log = tmp_path / "shards_opened.jsonl"
+    monkeypatch.setenv("BINDKIT_SHARD_LOG", str(shard_log))  # components/data/shards.py
     # Imported by package name (pipelines.x, tune.x) so Ray workers can unpickle what the
     # script hands them (Tune trainables defined in the script).
     module = importlib.import_module(f"{_folder(config)}.{config.stem}")
@@ -50,6 +54,7 @@ def test_smoke_config_runs_and_writes_results(config, ray_cluster, mlflow_uri, t
     assert len(runs) >= 1
     if config.stem in TRAINING_PIPELINES:
         assert_test_read_only_at_the_end(out / "split_access.json")
+        assert_no_final_shard_opened_before_final(out / "split_access.json", shard_log)
 
 
 TRAINING_PIPELINES = ("train_occlip", "train_dcsm")  # they select on val, then read test
@@ -63,3 +68,17 @@ def assert_test_read_only_at_the_end(log_file: Path) -> None:
     first = is_test.index(True)
     assert all(is_test[first:]), log
     assert {entry["purpose"] for entry in log[first:]} == {"final"}, log
+
+
+def assert_no_final_shard_opened_before_final(access_file: Path, shard_log: Path) -> None:
+    """Every shard listing of a final-role split happens after the final evaluation began:
+    a path from a test split to any choice (in-training selection included) would list it
+    earlier, whether or not it went through SplitAccess."""
+    access = json.loads(access_file.read_text())
+    final_splits = {entry["split"] for entry in access if entry["role"] == "final"}
+    final_began = min(entry["time"] for entry in access if entry["purpose"] == "final")
+    opened = [json.loads(line) for line in shard_log.read_text().splitlines()]
+    final_opened = [o for o in opened if Path(str(o["root"]).rstrip("/")).name in final_splits]
+    assert final_opened, "the final split was never opened: the check would be vacuous"
+    early = [o["root"] for o in final_opened if o["time"] < final_began]
+    assert early == [], f"final splits opened before the final evaluation: {early}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,11 @@ def test_two_trial_sweep_writes_two_mlflow_runs_and_restores(ray_cluster, mlflow
     assert "metrics.config/coverage" not in runs  # trial config is params, not metrics
     assert len(runs) == 2
     assert set(runs["status"]) == {"FINISHED"}
+    # the driver's pid, its start time and host on every trial run: a sweep killed with -9
+    # leaves them RUNNING, and the next start in the experiment marks them KILLED
+    assert set(runs["tags.bindkit.pid"]) == {str(os.getpid())}
+    assert set(runs["tags.bindkit.host"]) == {socket.gethostname()}
+    assert runs["tags.bindkit.pid_start"].str.isdigit().all()
     assert (
         runs["metrics.training_iteration"] == 2
     ).all()  # two evals -> two reported curves points

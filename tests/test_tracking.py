@@ -85,10 +85,13 @@ def test_smoke_train_occlip_mlflow_run_holds_params_curves_checkpoint_gallery(
     artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
     assert {"checkpoint", "plots"} <= artifacts
     checkpoint = {Path(a.path).name for a in client.list_artifacts(child.info.run_id, "checkpoint")}
-    assert "config.json" in checkpoint
+    assert checkpoint == {"config.json", "model.safetensors"}  # no optimizer state
     plots = {Path(a.path).name for a in client.list_artifacts(child.info.run_id, "plots")}
     assert "curves.png" in plots
     failures = client.list_artifacts(child.info.run_id, "failures")
     assert failures and all(a.path.endswith(".png") for a in failures)
     parent = next(r for r in runs if r.info.run_name.startswith("train_occlip"))
     assert parent.info.status == "FINISHED"
+    # no empty level between the pipeline run and its model runs
+    assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert not [r for r in runs if r.info.run_name == "seed0"]

@@ -20,12 +20,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
+from pyarrow import fs as pafs
 
 from components.data.concepts import coverage_split
 from components.data.shards import write_shard
 from components.data.synthetic import SceneRowBuilder, SyntheticSpec
 from components.platform.config import check
 from components.platform.outputs import check_manifest, run_lock
+from components.platform.storage import child, exists, filesystem_and_path, write_bytes
 
 MANIFEST_FORMAT = 1  # bump when the row layout or rendering changes what a shard holds
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
@@ -100,10 +102,13 @@ def split_sizes(spec: SyntheticSpec, num_scenes: int) -> dict[str, int]:
 
 
 class _ShardWriter:
-    """map_batches callable: one builder per split, kept across the shards a worker gets."""
+    """map_batches callable: one builder per split, kept across the shards a worker gets.
 
-    def __init__(self, spec: SyntheticSpec, out: str):
-        self.spec, self.out = spec, Path(out)
+    Writes through the filesystem the driver resolved ``out`` to (keys included), so a
+    worker without the driver's AWS variables still writes to ``s3://``."""
+
+    def __init__(self, spec: SyntheticSpec, filesystem: pafs.FileSystem, root: str):
+        self.spec, self.filesystem, self.root = spec, filesystem, root.rstrip("/")
         self.builders: dict[str, SceneRowBuilder] = {}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -111,14 +116,14 @@ class _ShardWriter:
         for split, shard, start, stop in zip(
             batch["split"], batch["shard"], batch["start"], batch["stop"], strict=True
         ):
-            path = self.out / str(split) / f"part-{int(shard):05d}.parquet"
-            if path.exists():
+            path = f"{self.root}/{split}/part-{int(shard):05d}.parquet"
+            if self.filesystem.get_file_info(path).type == pafs.FileType.File:
                 skipped.append(True)
-                rows.append(pq.read_metadata(path).num_rows)
+                rows.append(pq.read_metadata(path, filesystem=self.filesystem).num_rows)
                 continue
             builder = self.builders.get(split) or SceneRowBuilder(self.spec, str(split))
             self.builders[str(split)] = builder
-            write_shard(builder.table(list(range(int(start), int(stop)))), path)
+            write_shard(builder.table(list(range(int(start), int(stop)))), path, self.filesystem)
             skipped.append(False)
             rows.append(int(stop) - int(start))
         return {"split": batch["split"], "rows": np.array(rows), "skipped": np.array(skipped)}
@@ -135,25 +140,41 @@ def build_synthetic(
 ) -> dict[str, Any]:
     """Render every split into ``out/<split>/part-*.parquet`` and write ``out/card.json``.
 
-    ``num_actors`` fixes the pool size (benchmarks, a shared cluster); None lets Ray Data
-    grow the pool from one actor as the cluster's CPUs allow. ``overwrite`` empties an
-    ``out`` built with other settings instead of refusing it.
+    ``out`` is a local folder or a URI (``s3://bucket/worlds/clevr``). ``num_actors`` fixes
+    the pool size (benchmarks, a shared cluster); None lets Ray Data grow the pool from one
+    actor as the cluster's CPUs allow. ``overwrite`` empties an ``out`` built with other
+    settings instead of refusing it.
     """
-    out = Path(out)
-    check_synthetic_options(spec.world, spec.coverage, spec.image_size, num_scenes, rows_per_shard)
+    out = child(out)  # never Path("s3://b/w"): that is the local folder ./s3:/b/w
     with run_lock(out):
-        check_manifest(out, build_manifest(spec, num_scenes, rows_per_shard), overwrite)
+        claim_output(spec, num_scenes, out, rows_per_shard, overwrite)
         return _build(spec, num_scenes, out, rows_per_shard, num_cpus_per_task, num_actors)
+
+
+def claim_output(
+    spec: SyntheticSpec,
+    num_scenes: int,
+    out: str | Path,
+    rows_per_shard: int = 200,
+    overwrite: bool = False,
+) -> bool:
+    """Check the options and claim ``out`` for this build (its manifest matched, or written):
+    everything in a build that can refuse, so a pipeline runs it before Ray starts or an
+    MLflow run opens. True when ``out`` holds an interrupted build of the same settings."""
+    check_synthetic_options(spec.world, spec.coverage, spec.image_size, num_scenes, rows_per_shard)
+    out = child(out)
+    with run_lock(out):
+        return check_manifest(out, build_manifest(spec, num_scenes, rows_per_shard), overwrite)
 
 
 def probe_world(
     root: str | Path, world: str, num_scenes: int, seed: int, image_size: int, splits: dict
-) -> Path:
+) -> str | Path:
     """A full-coverage world for probing, built once under a name that encodes its
     settings, so probe_binding and train_presence (whose backbones it probes) share it."""
     shares = "".join(f"-{k}{v:g}" for k, v in splits.items())
-    path = Path(root) / f"{world}-n{num_scenes}-s{seed}-{image_size}px{shares}"
-    if not (path / "card.json").exists():  # written last: its absence = unfinished
+    path = child(root, f"{world}-n{num_scenes}-s{seed}-{image_size}px{shares}")
+    if not exists(str(child(path, "card.json"))):  # written last: its absence = unfinished
         overrides = (("splits", dict(splits)),) if splits else ()
         build_synthetic(SyntheticSpec(world, seed, 1.0, image_size, overrides), num_scenes, path)
     return path
@@ -162,7 +183,7 @@ def probe_world(
 def _build(
     spec: SyntheticSpec,
     num_scenes: int,
-    out: Path,
+    out: str | Path,
     rows_per_shard: int,
     num_cpus_per_task: float,
     num_actors: int | None,
@@ -173,11 +194,12 @@ def _build(
     tasks = plan_shards(sizes, rows_per_shard)
     started = time.perf_counter()
     items = [asdict(t) for t in tasks]
+    filesystem, root = filesystem_and_path(str(out))
     results = (
         ray.data.from_items(items, override_num_blocks=max(1, len(items)))
         .map_batches(
             _ShardWriter,
-            fn_constructor_args=(spec, str(out)),
+            fn_constructor_args=(spec, filesystem, root),
             batch_size=1,
             num_cpus=num_cpus_per_task,
             compute=(
@@ -197,17 +219,18 @@ def _build(
         "rows_skipped": sum(int(r["rows"]) for r in results) - written,
         "shards": len(tasks),
     }
-    (out / "card.json").write_text(json.dumps(card, indent=2))
+    write_bytes(str(child(out, "card.json")), json.dumps(card, indent=2).encode())
     return card
 
 
-def dataset_card(spec: SyntheticSpec, sizes: dict[str, int], out: Path) -> dict[str, Any]:
+def dataset_card(spec: SyntheticSpec, sizes: dict[str, int], out: str | Path) -> dict[str, Any]:
     """What a reader needs to trust the data: spec, seed, coverage, counts, held-out objects."""
     world = spec.build_world()
     coverage = coverage_split(world.space, spec.coverage, spec.seed)
     negatives: dict[str, dict[str, int]] = {}
     for split in sizes:
-        table = pq.read_table(out / split, columns=["negatives"])
+        filesystem, folder = filesystem_and_path(str(child(out, split)))
+        table = pq.read_table(folder, filesystem=filesystem, columns=["negatives"])
         counts: dict[str, int] = {}
         for row in table.column("negatives").to_pylist():
             for negative in row:

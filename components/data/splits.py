@@ -11,10 +11,13 @@ log so a test can check it. ``data`` and ``out`` may be local folders or URIs.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
+from typing import Any
 
+from components.platform.config import check
 from components.platform.storage import child, exists, is_dir, read_bytes, write_bytes
 
 PURPOSES = ("train", "select", "final")
@@ -70,6 +73,50 @@ def check_role(split: str, roles: dict[str, str], purpose: str) -> None:
         raise ValueError(f"split {split!r} has role {role!r}, not 'train'")
 
 
+# The split keys every train-select-test pipeline has, and what each is read for.
+TRAIN_SELECT_FINAL = {"train_split": "train", "select_split": "select", "eval_split": "final"}
+PURPOSE_ROLES = {"train": ("train",), "select": ("select",), "final": ("select", "final")}
+
+
+def resolve_split(split: str, roles: dict[str, str], purpose: str) -> str:
+    """``auto`` -> the card's split for ``purpose`` (select or final); others unchanged."""
+    if split != AUTO:
+        return split
+    select, final = default_splits(roles)
+    return select if purpose == "select" else final
+
+
+def check_split(key: str, split: str, roles: dict[str, str], purpose: str) -> None:
+    """One line naming ``key`` unless ``split`` is a split of the data whose role allows
+    ``purpose`` (train reads train splits, select reads select splits, final any but train).
+    Run at config time, so ``train.val_split=test_heldout`` never reaches training."""
+    if not split or not roles:  # "" = not read; no card yet = checked again by SplitAccess
+        return
+    known = ", ".join(f"{name} ({role})" for name, role in sorted(roles.items()))
+    check(split in roles, key, split, f"a split of the data: {known}")
+    allowed = PURPOSE_ROLES[purpose]
+    check(
+        roles[split] in allowed,
+        key,
+        split,
+        f"a split whose role is {' or '.join(allowed)} (the data card says {split} is "
+        f"{roles[split]}; final splits are read once, for the final table)",
+    )
+
+
+def resolve_splits(
+    config: Any, roles: dict[str, str], purposes: dict[str, str] = TRAIN_SELECT_FINAL
+) -> None:
+    """Resolve ``auto`` and check each split key of ``config`` ({dotted key: purpose}) against
+    the data's roles, in place: config.yaml then records the split each run really reads."""
+    for key, purpose in purposes.items():
+        *path, name = key.split(".")
+        holder = functools.reduce(getattr, path, config)
+        split = resolve_split(getattr(holder, name), roles, purpose)
+        check_split(key, split, roles, purpose)
+        setattr(holder, name, split)
+
+
 def require_select_split(data: str | Path, split: str) -> None:
     """Refuse, before any training, a selection split ``data`` lacks ("" = no selection):
     worlds built before ``val_heldout`` existed would otherwise fail after training."""
@@ -84,7 +131,10 @@ def require_select_split(data: str | Path, split: str) -> None:
 class SplitAccess:
     """Hands out split directories under ``data`` and records (split, purpose, role) in order."""
 
-    def __init__(self, data: str | Path, roles: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data: str | Path, roles: dict[str, str] | None = None, select_split: str = ""
+    ) -> None:
+        require_select_split(data, select_split)  # before any training, not after it
         self.data = child(data)  # a Path, or a URI string
         self.roles = read_split_roles(data) if roles is None else dict(roles)
         self.log: list[dict[str, str | float]] = []

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from components.data.ingest.validate import ImageRejected, decode_rgb
+
 
 class BenchmarkError(ValueError):
     """A benchmark file or item that does not fit its format; the message names it."""
@@ -23,24 +25,41 @@ class BenchmarkFileMissing(FileNotFoundError):
     """An annotation file or image a benchmark needs is not on disk."""
 
 
+class ImageRefused(BenchmarkError):
+    """An image that is not opened or not scored; ``reason`` is the skip reason counted
+    (path_outside_root, image_too_large, unsupported_mode)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class ImageRef:
-    """An image on disk, optionally cropped to ``bbox`` = (x, y, w, h) in pixels (ARO)."""
+    """An image on disk, optionally cropped to ``bbox`` = (x, y, w, h) in pixels (ARO).
+
+    ``refused`` is set by a loader for a path that leaves its image folder (absolute,
+    ``../``, or a symlink out of it): the item is then a counted skip, and the file is
+    never opened.
+    """
 
     path: Path
     bbox: tuple[float, float, float, float] | None = None
+    refused: str | None = None
 
     def load(self) -> Image.Image:
-        """Open as RGB and apply the crop; errors name the file."""
+        """Open as RGB the way ingest does (size capped from the header, 16-bit scaled) and
+        apply the crop; errors name the file."""
+        if self.refused is not None:
+            raise ImageRefused("path_outside_root", f"image {self.path}: {self.refused}")
         if not self.path.is_file():
             raise BenchmarkFileMissing(f"image {self.path} does not exist")
         try:
-            with Image.open(self.path) as raw:
-                image = raw.convert("RGB")
-        # PIL reports a corrupt file as OSError (truncated, unidentified), SyntaxError or
-        # ValueError (broken headers of some formats), or a decompression-bomb error.
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-            raise BenchmarkError(f"image {self.path} cannot be decoded: {err}") from err
+            image = decode_rgb(self.path)
+        except ImageRejected as err:
+            if err.reason == "corrupt_image":
+                raise BenchmarkError(f"image {self.path} cannot be decoded: {err.detail}") from err
+            raise ImageRefused(err.reason, f"image {self.path}: {err}") from err
         if self.bbox is None:
             return image
         x, y, w, h = self.bbox
@@ -143,13 +162,13 @@ def check_images_exist(items: Sequence[BenchmarkItem], source: Path | str) -> No
     """Fail before scoring if any image is missing, naming the first few and the count.
 
     A stat per image is cheap next to decoding it, and finding a missing image after an
-    hour of GPU scoring is not.
+    hour of GPU scoring is not. Refused paths are not looked at: they are counted skips.
     """
     missing = [
         (item.item_id, image.path)
         for item in items
         for image in item.images
-        if isinstance(image, ImageRef) and not image.path.is_file()
+        if isinstance(image, ImageRef) and image.refused is None and not image.path.is_file()
     ]
     if missing:
         shown = "; ".join(f"item {item_id}: {path}" for item_id, path in missing[:3])

@@ -41,6 +41,7 @@ from components.platform.storage import basename, child, exists, is_dir, parent,
 from components.platform.tracking import log_results
 
 SYNTHETIC = "synthetic:"
+NO_SCORABLE_ITEMS = "no_scorable_items"  # results.json key: {model: {suite: why}}
 
 
 @dataclass
@@ -207,11 +208,29 @@ def evaluate_model(
                     time.perf_counter() - start,
                 )
             )
-            print(f"{label} on {benchmark.name}: {result.headline():.3f}", flush=True)
+            shown = f"{result.headline():.3f}" if result.items else result.unscored_note()
+            print(f"{label} on {benchmark.name}: {shown}", flush=True)
     finally:
         for actor in actors:
             ray.kill(actor)
     return results, notes
+
+
+def scored(results: list[EvalResult]) -> list[EvalResult]:
+    """The results that have a number: at least one item of the suite was scored."""
+    return [r for r in results if r.items]
+
+
+def headline_results(results: list[EvalResult]) -> dict[str, Any]:
+    """results.json: ``{model: {suite: headline}}``; a suite with no scorable item is null
+    there, and why is under ``"no_scorable_items": {model: {suite: note}}``."""
+    headline: dict[str, Any] = results_dict(scored(results))
+    for r in results:
+        if not r.items:
+            headline.setdefault(r.scorer_name, {})[r.benchmark.name] = None
+            notes = headline.setdefault(NO_SCORABLE_ITEMS, {})
+            notes.setdefault(r.scorer_name, {})[r.benchmark.name] = r.unscored_note()
+    return headline
 
 
 def evaluation_report(
@@ -221,6 +240,7 @@ def evaluation_report(
     empty: list[str],
 ) -> str:
     """report.md: the models, the headline table, and how each number was obtained."""
+    numbered, unscored = scored(results), [r for r in results if not r.items]
     lines = [
         f"# evaluate: {len(labels)} model(s) x {len({n.benchmark for n in notes})} suite(s)",
         "",
@@ -233,8 +253,13 @@ def evaluation_report(
         "",
         "## Headline metric (%)",
         "",
-        markdown_table(results).rstrip(),
+        markdown_table(numbered).rstrip() if numbered else "No suite had a scorable item.",
         "",
+        *(
+            f"No scorable items: {r.scorer_name} on {r.benchmark.name}, {r.unscored_note()}."
+            for r in unscored
+        ),
+        *([""] if unscored else []),
         "## Runs",
         "",
         "| model | suite | items | where | parser | DCSM text rewrite | seconds |",
@@ -260,6 +285,7 @@ def log_evaluation(out: Path, results: list[EvalResult], notes: list[RunNote]) -
     tables and plots as its files."""
     import mlflow
 
+    results = scored(results)
     log_results(results_dict(results))
     summaries: dict[str, dict[str, Any]] = {}
     for r in results:
@@ -270,7 +296,8 @@ def log_evaluation(out: Path, results: list[EvalResult], notes: list[RunNote]) -
         seconds.setdefault(n.label, {})[n.benchmark] = n.seconds
     log_results(seconds, prefix="seconds.")
     for name in ("results.md", "results.csv", "categories.csv"):  # write_outputs logs the rest
-        mlflow.log_artifact(str(out / name))
+        if (out / name).is_file():  # absent when no suite had a scorable item
+            mlflow.log_artifact(str(out / name))
     for folder in ("plots", "failures"):
         if (out / folder).is_dir():
             mlflow.log_artifacts(str(out / folder), artifact_path=folder)

@@ -191,6 +191,14 @@ class EvalResult:
             numbers[f"{tag}_accuracy"] = group_accuracy(outcomes, groups)
         return numbers
 
+    def unscored_note(self) -> str:
+        """Why a suite with every item skipped has no number, counted by reason; reported
+        in its place so the other suites' numbers still come out."""
+        reasons = ", ".join(f"{k} {v}" for k, v in self.skip_counts().items())
+        return (
+            f"no scorable items ({len(self.skipped)} of {len(self.benchmark)} skipped: {reasons})"
+        )
+
     def skip_counts(self) -> dict[str, int]:
         """Skipped items per reason, reasons sorted by name."""
         counts: dict[str, int] = defaultdict(int)
@@ -228,11 +236,12 @@ def _image_key(source: ImageSource) -> Hashable:
 
 def load_batch_images(
     items: Sequence[BenchmarkItem],
-) -> tuple[dict[Hashable, Image.Image], dict[int, str]]:
-    """Decoded images of ``items`` by key, and {position in items: error} for items with
-    an image that cannot be read (corrupt, truncated or vanished since the start check)."""
+) -> tuple[dict[Hashable, Image.Image], dict[int, tuple[str, str]]]:
+    """Decoded images of ``items`` by key, and {position in items: (skip reason, error)}
+    for items with an image that cannot be read (corrupt, truncated or vanished since the
+    start check: unreadable_image) or is refused (`ImageRefused`: its own reason)."""
     loaded: dict[Hashable, Image.Image] = {}
-    errors: dict[Hashable, str] = {}
+    errors: dict[Hashable, tuple[str, str]] = {}
     for source in (im for it in items for im in it.images):
         key = _image_key(source)
         if key in loaded or key in errors:
@@ -240,7 +249,7 @@ def load_batch_images(
         try:
             loaded[key] = load_image(source)
         except (BenchmarkError, BenchmarkFileMissing) as err:
-            errors[key] = str(err)
+            errors[key] = (getattr(err, "reason", UNREADABLE_IMAGE), str(err))
     bad = {
         k: errors[_image_key(im)]
         for k, it in enumerate(items)
@@ -315,7 +324,7 @@ def evaluate(
         for start in tqdm(starts, desc=f"{scorer.name} on {benchmark.name}", disable=not progress):
             batch = items[start : start + batch_size]
             loaded, bad = load_batch_images(batch)
-            skipped += [SkippedItem(batch[k], UNREADABLE_IMAGE, bad[k]) for k in sorted(bad)]
+            skipped += [SkippedItem(batch[k], *bad[k]) for k in sorted(bad)]
             batch = [item for k, item in enumerate(batch) if k not in bad]
             if not batch:
                 continue

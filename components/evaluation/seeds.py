@@ -54,6 +54,9 @@ def mean_sd_table(summary: dict[str, Any], suites: list[str] | tuple[str, ...]) 
         cells = []
         for suite in shown:
             runs = summary["per_seed"][model].get(suite, [])
+            if not runs:  # every seed skipped every item (suite_accuracies said why)
+                cells.append("no scorable items")
+                continue
             sd = summary["sd"][model].get(suite, float("nan"))
             mean = accuracies.get(suite, float("nan"))
             cells.append(f"{mean:.3f} +- {sd:.3f} (n={len(runs)})")
@@ -74,7 +77,8 @@ def train_select_test(
     ``train(seed)`` returns a handle (checkpoints, models); ``evaluate(handle, split_dir)``
     returns {model: {suite: accuracy}}. Every seed is trained and validated before the
     first test read (``access.final()``), so nothing chosen can have seen the test.
-    Returns the test summary with the validation summary under ``"val"``.
+    Returns the test summary with the validation summary under ``"val"``; with
+    ``test_split`` empty, only the validation summary (tuning runs that never see a test).
     """
     handles: list[H] = []
     val: PerSeed = {}
@@ -85,8 +89,10 @@ def train_select_test(
             for model, accuracies in evaluate(handle, access.path(select_split, "select")).items():
                 collect(val, model, accuracies)
                 print(f"seed {seed} {model} {select_split}: {accuracies}", flush=True)
-    access.final()
     test: PerSeed = {}
+    if not test_split:  # a selection-only run: no final split is ever opened
+        return {**summarise(test), "val": summarise(val)}
+    access.final()
     for handle in handles:
         for model, accuracies in evaluate(handle, access.path(test_split, "final")).items():
             collect(test, model, accuracies)

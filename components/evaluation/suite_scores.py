@@ -42,14 +42,19 @@ def suite_accuracies(
     batch_size: int,
     final: bool,
 ) -> dict[str, float]:
-    """Accuracy of the positive over its negative per non-empty suite; the metrics (and, in
-    the final evaluation, failure galleries) go to the run that trained ``run_key`` (a
-    checkpoint path or the model object; components.evaluation.report.log_model_eval)."""
+    """Accuracy of the positive over its negative per suite with a scorable item (a suite
+    whose items were all skipped is said so and left out, the others still reported); the
+    metrics (and, in the final evaluation, failure galleries) go to the run that trained
+    ``run_key`` (a checkpoint path or the model object; report.log_model_eval)."""
     evaluations = {
         name: evaluate(model, bench, batch_size, progress=False)
         for name, bench in benchmarks.items()
         if bench.items
     }
+    for name, result in list(evaluations.items()):
+        if not result.items:
+            print(f"{basename(split_dir)}/{name}: {result.unscored_note()}", flush=True)
+            del evaluations[name]
     gallery_limit = FINAL_GALLERY if final else 0
     log_model_eval(run_key, basename(split_dir), evaluations, gallery_limit=gallery_limit)
     return {name: result.summary()["accuracy"] for name, result in evaluations.items()}
@@ -67,11 +72,13 @@ def seed_tables(
 ) -> list[str]:
     """Markdown: the final table (read once), then the validation table model choice used,
     each model x suite as mean +- sd over seeds."""
-    lines = [
-        f"## {eval_split} (final)",
-        "",
-        *mean_sd_table(results, table_columns(results, suites)),
-    ]
+    lines = ["## no final split read (eval_split is empty: a selection-only run)"]
+    if eval_split:
+        lines = [
+            f"## {eval_split} (final)",
+            "",
+            *mean_sd_table(results, table_columns(results, suites)),
+        ]
     if select_split and any(model_means(results["val"]).values()):
         lines += ["", f"## {select_split} (selection)", ""]
         lines += mean_sd_table(results["val"], suites)

@@ -376,9 +376,12 @@ def write_bytes(path: str, data: bytes) -> None:
 def under_root(root: str, relative: str) -> str:
     """``root``/``relative``, refusing a path that would leave ``root``.
 
-    Image paths in a caption file or a Parquet column are data, not configuration: an
-    absolute path (``/etc/passwd``), a URI or ``../`` must not reach outside the folder
-    the user named. Raises ValueError naming the path.
+    Image paths in a caption file, a Parquet column or a benchmark's annotations are data,
+    not configuration: an absolute path (``/etc/passwd``), a URI, ``../`` or a symlink
+    inside ``root`` that points outside it must not reach outside the folder the user
+    named. On a local disk both are resolved (symlinks included) before they are compared;
+    object stores have no links. Returns the joined path (not the resolved one), or raises
+    ValueError naming the path.
     """
     relative = str(relative)
     if is_uri(relative) or relative.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", relative):
@@ -388,7 +391,16 @@ def under_root(root: str, relative: str) -> str:
     inner = posixpath.normpath(relative.replace("\\", "/"))
     if inner == ".." or inner.startswith("../"):
         raise ValueError(f"path {relative!r} leaves the image root {root}")
-    return join(root, inner)
+    path = join(root, inner)
+    local_root = local_path(root)
+    if local_root is not None:
+        real_root, real = os.path.realpath(local_root), os.path.realpath(local_path(path))
+        if os.path.commonpath([real_root, real]) != real_root:
+            raise ValueError(
+                f"path {relative!r} resolves to {real} (through a symlink), outside the "
+                f"image root {root}"
+            )
+    return path
 
 
 def parent(path: str) -> str:

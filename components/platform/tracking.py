@@ -19,6 +19,7 @@ from components.platform.processes import process_alive, process_start_ticks
 
 DEFAULT_DB = "mlflow.db"
 OUTPUT_FILES = ("config.yaml", "results.json", "report.md", "report.html")
+CHECKPOINT_ARTIFACTS = (".json", ".safetensors")  # a checkpoint's config and weights
 
 
 def tracking_uri() -> str:
@@ -155,7 +156,11 @@ def finish_model_run(run_id: str, checkpoint: str | Path) -> None:
     from components.platform.plots import plot_curves
 
     client = MlflowClient(tracking_uri())
-    client.log_artifacts(run_id, str(checkpoint), "checkpoint")
+    for path in sorted(Path(checkpoint).iterdir()):
+        # the model and its config; optimizer state (train_state.pt, twice the weights) stays
+        # on disk for resuming and never becomes an artifact
+        if path.is_file() and path.suffix in CHECKPOINT_ARTIFACTS:
+            client.log_artifact(run_id, str(path), "checkpoint")
     remember_model_run(checkpoint, run_id, Path(checkpoint).parent)
     history = {
         key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)]

@@ -44,6 +44,9 @@ ROW_ORDER = "shards"
 TOKEN_SPACES = ("residual", "projected")
 
 
+RANDOM_INIT_SEED = 0  # the weights of a random-init backbone under probe
+
+
 @dataclass
 class ExtractConfig:
     """What to extract and how wide to run it."""
@@ -102,7 +105,12 @@ class TokenExtractor:
 
     def __init__(self, model: dict[str, Any], config: ExtractConfig):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.backbone = load_backbone(model).eval().to(self.device)
+        # A random-init backbone (no checkpoint, no weights) must be the same in every actor
+        # and every run, or "random init" bits change from run to run; loaded weights
+        # overwrite whatever the seed drew, and the caller's RNG is left as it was.
+        with torch.random.fork_rng():
+            torch.manual_seed(RANDOM_INIT_SEED)
+            self.backbone = load_backbone(model).eval().to(self.device)
         visual = self.backbone.model.visual
         self.layers = resolve_layers(len(visual.transformer.resblocks), config.layers)
         self.config = config
@@ -246,6 +254,7 @@ def extract_features(
             "seconds": time.perf_counter() - started,
             "shards": files[split],
             "row_order": ROW_ORDER,
+            "random_init_seed": RANDOM_INIT_SEED,
         }
         (out / split / "meta.json").write_text(json.dumps(metas[split], indent=2))
     return metas
@@ -289,6 +298,7 @@ def reusable_features(
             and meta.get("model") == model
             and meta.get("config") == asdict(config)
             and meta.get("row_order") == ROW_ORDER
+            and meta.get("random_init_seed") == RANDOM_INIT_SEED
         )
         if not same:
             return None

@@ -252,6 +252,10 @@ def cache_features(
         num_cpus=num_cpus,
         num_gpus=num_gpus or None,
     )
+    # Rows in shard order, whatever order the actors finish in: the scorer reads the cache
+    # in file order, so a loaded machine would otherwise train on another order (another
+    # result from the same seed).
+    features.context.execution_options.preserve_order = True
     filesystem, inner = filesystem_and_path(str(out))
     if exists(str(out)):
         filesystem.delete_dir(inner)

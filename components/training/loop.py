@@ -21,10 +21,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from components.platform.config import ConfigError
 from components.training.decode import batch_rows
 from components.training.optim import build_optimizer, warmup_cosine
 from components.training.progress import Progress, quiet_library_logs
-from components.training.state import load_train_state, save_train_state
+from components.training.state import load_resume_state, save_train_state
 
 
 @dataclass
@@ -71,6 +72,24 @@ class TrainConfig:
         ):
             if getattr(self, key) < 0:
                 raise ValueError(f"train.{key} must be >= 0, got {getattr(self, key)}")
+
+
+class NonFiniteLoss(ConfigError):
+    """Training diverged: a loss or gradient norm went NaN or infinite (a learning rate too
+    high for the model, or broken inputs). A config fault the user fixes, told in one line."""
+
+
+def check_finite(step: int, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+    """Stop at the first optimiser step whose loss or gradient norm is not finite, before
+    the update: AdamW would write NaN into every weight, and each later number (the loss
+    curve, the checkpoint, its accuracies) would be computed from NaN."""
+    if bool(torch.isfinite(loss) & torch.isfinite(grad_norm)):  # one device sync per step
+        return
+    raise NonFiniteLoss(
+        f"training diverged at step {step}: loss {float(loss):g}, gradient norm "
+        f"{float(grad_norm):g}; the run stopped before this step's update (lower "
+        "train.backbone_lr / train.head_lr, or check the inputs)"
+    )
 
 
 class LossModule(nn.Module):
@@ -193,9 +212,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         if loop_config.get("resume")
         else contextlib.nullcontext(None)
     )
+    source = resume.path if resume else loop_config.get("resume")
     with resume_dir as directory:
         if directory:
-            step = load_train_state(Path(directory), model, optimizer, scheduler)
+            step = load_resume_state(Path(directory), source, model, optimizer, scheduler)
     start_step = step
     module = LossModule(model)
     # Compiled inside DDP, so DDP's no_sync (gradient accumulation) stays reachable.
@@ -215,6 +235,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     epoch = 0
     while step < config.steps:
         optimizer.zero_grad(set_to_none=True)
+        micro_losses = []
         for micro in range(config.accum_steps):
             tick = time.perf_counter()
             epoch, batch = next(batches)
@@ -227,10 +248,12 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                     loss, parts = wrapped(batch)
                 (loss / config.accum_steps).backward()  # outside autocast, as torch advises
+            micro_losses.append(loss.detach().float())
             wait_seconds += tock - tick
             compute_seconds += time.perf_counter() - tock
         tock = time.perf_counter()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        check_finite(step + 1, torch.stack(micro_losses).mean(), grad_norm)
         optimizer.step()
         scheduler.step()
         step += 1

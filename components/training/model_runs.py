@@ -11,14 +11,47 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from components.data.synthetic_inputs import SyntheticData, split_rows
 from components.platform.tracking import finish_model_run, log_config_params, tracking_uri
 from components.training.loop import TrainConfig
+from components.training.state import check_resume_target
 from components.training.trainer import (
     ScalingSettings,
     best_checkpoint,
+    check_rows,
     export_checkpoint,
     fit,
 )
+
+
+def check_before_ray(
+    data: str,
+    synthetic: SyntheticData,
+    split: str,
+    train: TrainConfig,
+    scaling: ScalingSettings,
+    resume: str = "",
+) -> None:
+    """The training checks a config can pass before Ray starts or the world is built: the
+    batch fits the training split, and a resume target is a training checkpoint."""
+    check_split_fits_batch(data, synthetic, split, train, scaling)
+    check_resume_target(resume)
+
+
+def check_split_fits_batch(
+    data: str,
+    synthetic: SyntheticData,
+    split: str,
+    train: TrainConfig,
+    scaling: ScalingSettings,
+) -> None:
+    """Refuse a ``train.batch_size`` above one worker's share of the training split before
+    Ray starts or a world is built (it failed after both, 26-85 s in): the split's size
+    is known from the config for a synthetic world, from the data's card or Parquet
+    footers for ``data=``."""
+    rows = split_rows(data, synthetic, split)
+    if rows is not None:
+        check_rows(rows, split, train, scaling.num_workers)
 
 
 def fit_model_run(

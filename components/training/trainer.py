@@ -7,6 +7,8 @@ but also no persisted checkpoints), useful for quick debugging.
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,18 +16,52 @@ from typing import Any
 
 from pyarrow.fs import FileType
 
+from components.platform.config import ConfigError, InputError, InvalidValue, check
 from components.platform.storage import filesystem_and_path, is_uri
 from components.training.loop import TrainConfig, train_loop_per_worker
+from components.training.state import check_resume_target
+
+MAX_WORKERS = 4096  # far past any cluster bindkit trains on; a typo (8000 for 8) is refused
 
 
 @dataclass
 class ScalingSettings:
-    num_workers: int = 1  # Ray Train workers (one per GPU on a cluster)
+    num_workers: int = 1  # Ray Train workers (one per GPU on a cluster); 0 = local mode
     use_gpu: bool | None = None  # None: use GPUs when the cluster has them
     cpus_per_worker: float = 1.0  # CPUs reserved per worker
-    max_failures: int = 0  # worker-failure restarts from the last checkpoint
+    max_failures: int = 0  # worker-failure restarts from the last checkpoint; -1 = forever
     # custom resources per worker, e.g. {train_slot: 1} with one slot per node: one worker per node
     worker_resources: dict[str, float] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        check(
+            0 <= self.num_workers <= MAX_WORKERS,
+            "num_workers",
+            self.num_workers,
+            f"an integer in [0, {MAX_WORKERS}] (0 = Ray Train's local mode)",
+        )
+        check(self.cpus_per_worker >= 0, "cpus_per_worker", self.cpus_per_worker, "a number >= 0")
+        check(
+            self.max_failures >= -1,
+            "max_failures",
+            self.max_failures,
+            "an integer >= -1 (-1 = restart forever)",
+        )
+        for name, amount in self.worker_resources.items():
+            check(
+                math.isfinite(amount) and amount >= 0,
+                f"worker_resources.{name}",
+                amount,
+                "a finite amount >= 0",
+            )
+
+    def per_worker(self, use_gpu: bool) -> dict[str, float]:
+        """The Ray resources one training worker reserves."""
+        return {
+            "CPU": self.cpus_per_worker,
+            **({"GPU": 1.0} if use_gpu else {}),
+            **self.worker_resources,
+        }
 
 
 def cluster_has_gpus() -> bool:
@@ -34,11 +70,57 @@ def cluster_has_gpus() -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
+def _cluster_capacity() -> dict[str, float] | None:
+    """What the Ray cluster can ever hold: the autoscaler's maximum when it reports one,
+    else this process's own local cluster as it is; None for a joined cluster that
+    reports no maximum (it may grow, so nothing can be refused from here)."""
+    import ray
+
+    try:  # what Ray Train's own start-up check reads; a private API, so any failure = none
+        from ray._private.state import state
+
+        maximum = state.get_max_resources_from_cluster_config()
+    except Exception:  # noqa: BLE001
+        maximum = None
+    if maximum:
+        return {k: float(v) for k, v in maximum.items()}
+    if os.environ.get("RAY_ADDRESS"):
+        return None
+    return ray.cluster_resources()
+
+
+def check_cluster_fits(scaling: ScalingSettings) -> None:
+    """Refuse, before any worker is asked for, a worker group the cluster cannot place:
+    Ray Train would otherwise retry its start forever (8 workers on 4 CPUs hung)."""
+    if scaling.num_workers == 0:  # local mode: the driver process trains
+        return
+    capacity = _cluster_capacity()
+    if capacity is None:
+        return
+    use_gpu = cluster_has_gpus() if scaling.use_gpu is None else scaling.use_gpu
+    per_worker = scaling.per_worker(use_gpu)
+    short = {
+        name: (scaling.num_workers * amount, capacity.get(name, 0.0))
+        for name, amount in per_worker.items()
+        if scaling.num_workers * amount > capacity.get(name, 0.0)
+    }
+    if short:
+        asked = ", ".join(f"{asked:g} {name}" for name, (asked, _) in short.items())
+        has = ", ".join(f"{held:g} {name}" for name, (_, held) in short.items())
+        each = ", ".join(f"{amount:g} {name}" for name, amount in per_worker.items())
+        raise InvalidValue(
+            "scaling.num_workers",
+            scaling.num_workers,
+            f"workers that fit the Ray cluster: {scaling.num_workers} x ({each}) asks {asked}, "
+            f"the cluster has {has}; lower scaling.num_workers or the per-worker resources",
+        )
+
+
 def check_rows(rows: int, split: str, train: TrainConfig, num_workers: int) -> None:
     """Refuse, before any worker starts, a split that gives a worker less than one batch."""
     per_worker = rows // max(1, num_workers)
     if per_worker < train.batch_size:
-        raise ValueError(
+        raise ConfigError(
             f"split {split!r}: {rows} rows over {max(1, num_workers)} worker(s) is {per_worker} "
             f"per worker, fewer than one batch of train.batch_size={train.batch_size}"
         )
@@ -136,6 +218,8 @@ def fit(
     from components.training.progress import quiet_library_logs
 
     quiet_library_logs()
+    check_resume_target(resume)
+    check_cluster_fits(scaling)
     if train.val_every and val_dataset is None:
         raise ValueError(f"train.val_every={train.val_every} needs the {train.val_split!r} split")
     rows = dataset.count() if train_rows is None else train_rows
@@ -155,8 +239,7 @@ def fit(
     checkpoint_dir = None if resume in (None, "auto") else resume
 
     use_gpu = cluster_has_gpus() if scaling.use_gpu is None else scaling.use_gpu
-    resources = {"CPU": scaling.cpus_per_worker, **({"GPU": 1} if use_gpu else {})}
-    resources.update(scaling.worker_resources)
+    resources = scaling.per_worker(use_gpu)
     # Same config and seed, same numbers: blocks reach the worker in dataset order, so the
     # seeded local shuffle sees the same stream every run (Ray Data reorders by default).
     ingest = ray.train.DataConfig.default_ingest_options()
@@ -190,4 +273,27 @@ def fit(
         datasets=datasets,
         dataset_config=ray.train.DataConfig(datasets_to_split=["train"], execution_options=ingest),
     )
-    return trainer.fit()
+    try:
+        return trainer.fit()
+    except ray.train.TrainingFailedError as err:
+        cause = _user_error(err)
+        if cause is None:
+            raise
+        raise cause from err  # the worker's one-line reason (diverged, bad resume target)
+
+
+def _user_error(err: BaseException) -> ConfigError | InputError | None:
+    """The config or input error a worker raised inside Ray's failure, if that is what
+    ended the run; Ray wraps it in a multi-line report the user should not need to read."""
+    seen: list[BaseException] = []
+    pending: list[BaseException] = [err]
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.append(current)
+        if isinstance(current, ConfigError | InputError):
+            return getattr(current, "cause", None) or current
+        pending += [e for e in (current.__cause__, getattr(current, "cause", None)) if e]
+        pending += list(getattr(current, "worker_failures", {}).values())
+    return None

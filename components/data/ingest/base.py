@@ -54,8 +54,13 @@ class RawSample:
 
 @dataclass(frozen=True)
 class Unit:
-    """One independently readable piece of a source; ``items`` for listed kinds."""
+    """One independently readable piece of a source; ``items`` for listed kinds.
+
+    ``reject`` is set for an entry that must not be opened (a FIFO blocks its reader): the
+    unit is that one counted reject, and nothing is read.
+    """
 
     index: int
     path: str
     items: tuple[dict[str, Any], ...] = ()
+    reject: RawSample | None = None

@@ -16,7 +16,9 @@ one image share a split) against the configured fractions, so adding data never 
 old row to another split. ``out/manifest.json`` (components.platform.outputs) records everything
 that decides the output; a rerun with different settings (another ``rows_per_shard``,
 parser, limits or source) refuses with the differing keys instead of mixing old and new
-shards, and ``out/card.json`` is written last from what was actually built.
+shards, and ``out/card.json`` is written last from what was actually built. A source file
+deleted after it was listed is one ``missing_file`` reject naming it (the rest of its
+window is read again), so one vanished object never ends the whole job.
 
 The caller owns ``ray.init``; components never start Ray.
 """
@@ -39,18 +41,29 @@ import pyarrow.parquet as pq
 
 from components.data.ingest.base import RawSample, SourceSpec, Unit
 from components.data.ingest.negatives import MISSING_COLUMN, add_negatives, missing_counts
-from components.data.ingest.read import read_window
-from components.data.ingest.sources import GOLD_GRAPH_KINDS, list_units
-from components.data.ingest.validate import IngestLimits, caption_text, validate_sample
+from components.data.ingest.read import raw_table, read_window
+from components.data.ingest.sources import GOLD_GRAPH_KINDS, list_units, read_unit
+from components.data.ingest.validate import (
+    IngestLimits,
+    caption_text,
+    stored_image,
+    validate_sample,
+)
 from components.data.schema import RECORD_SCHEMA
 from components.data.shards import write_shard
 from components.parsing.stage import REJECT_COLUMN, ParseStageConfig, parse_dataset, split_rejects
 from components.platform.config import ConfigError, check
 from components.platform.outputs import check_manifest, run_lock
-from components.platform.storage import expand_paths, filesystem_and_path, join, write_bytes
+from components.platform.storage import (
+    exists,
+    expand_paths,
+    filesystem_and_path,
+    join,
+    write_bytes,
+)
 
 SPLITS = ("train", "val", "test")
-FORMAT_VERSION = 2  # bump when the output layout or row content changes
+FORMAT_VERSION = 3  # bump when the output layout or row content changes (3: 16-bit scaled)
 
 
 @dataclass
@@ -103,7 +116,7 @@ def validate_batch(batch: pa.Table, limits: IngestLimits, fractions: SplitFracti
         rows.append(
             {
                 "id": raw["id"],
-                "image": raw["image"] if good else None,
+                "image": stored_image(raw["image"]) if good else None,
                 "caption": caption_text(raw["caption"])[0] if good else _shown(raw["caption"]),
                 "graph": raw["graph"] if good else None,
                 "split": split_of(raw["group"], fractions),
@@ -255,7 +268,7 @@ def build_from_source(
         pending = [u for u in units if u.index not in progress.done]
         for first in range(0, len(pending), shards_per_window):
             window = pending[first : first + shards_per_window]
-            table = _run_window(source, window, parse, limits, splits, list(negatives))
+            table = _read_window(source, window, parse, limits, splits, list(negatives))
             for unit in window:
                 rows = table.filter(pc.equal(table.column("unit"), unit.index))
                 progress.write_unit(unit.index, rows, rows_per_shard)
@@ -284,6 +297,39 @@ def build_from_source(
         }
         write_bytes(join(out, "card.json"), json.dumps(card, indent=2).encode())
     return summary
+
+
+def _read_window(
+    source: SourceSpec,
+    window: list[Unit],
+    parse: ParseStageConfig,
+    limits: IngestLimits,
+    splits: SplitFractions,
+    negatives: list[str],
+) -> pa.Table:
+    """`_run_window`, surviving source files deleted after they were listed.
+
+    Ray's readers fail the whole window when one of its tars or Parquet files is gone (as
+    FileNotFoundError, or wrapped in Ray's own errors). When the window fails and some of
+    its files no longer exist, each is read here by its kind's own reader, which makes it
+    one ``missing_file`` reject naming it, and the rest of the window is read again; a
+    failure with every file present is re-raised.
+    """
+    try:
+        return _run_window(source, window, parse, limits, splits, negatives)
+    except Exception:
+        # Listed kinds (items) read per item and reject a missing file themselves.
+        gone = [u for u in window if u.reject is None and not u.items and not exists(u.path)]
+        if not gone:
+            raise
+    samples = [(u.index, sample) for u in gone for sample in read_unit(source, u)]
+    vanished = validate_batch(raw_table(samples), limits, splits)
+    rest = [u for u in window if u.index not in {g.index for g in gone}]
+    if not rest:
+        return vanished
+    return pa.concat_tables(
+        [_read_window(source, rest, parse, limits, splits, negatives), vanished]
+    )
 
 
 def _run_window(

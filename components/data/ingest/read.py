@@ -82,7 +82,19 @@ def _unit_rows(batch: pa.Table, spec: SourceSpec, units: dict[int, Unit]) -> pa.
 
 
 def read_window(spec: SourceSpec, units: list[Unit]) -> Any:
-    """A Ray Dataset of RAW_SCHEMA rows for ``units`` (read by Ray tasks, not the driver)."""
+    """A Ray Dataset of RAW_SCHEMA rows for ``units`` (read by Ray tasks, not the driver);
+    a unit that is a reject (not a regular file) is that row, and is never opened."""
+    import ray.data
+
+    rejects = [(u.index, u.reject) for u in units if u.reject is not None]
+    readable = [u for u in units if u.reject is None]
+    parts = [ray.data.from_arrow(raw_table(rejects))] if rejects else []
+    if readable:
+        parts.append(_read_units(spec, readable))
+    return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
+
+
+def _read_units(spec: SourceSpec, units: list[Unit]) -> Any:
     import ray.data
 
     fs, _ = filesystem_and_path(units[0].path)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from components.data.splits import read_split_roles
 from components.data.worlds.base import PlacedObject, Scene, SplitSpec, World
 from components.data.worlds.clevr import ClevrWorld
 from components.data.worlds.colorshape import ColorShapeWorld
+from components.parsing.registry import get_parser
+from components.platform.storage import child, exists, read_bytes
 
 WORLD_CLASSES: dict[str, type[World]] = {"clevr": ClevrWorld, "colorshape": ColorShapeWorld}
 DATASETS_DIR = Path(__file__).resolve().parents[3] / "datasets"
@@ -38,6 +42,17 @@ def get_world(name_or_path: str, **overrides: Any) -> World:
     return WORLD_CLASSES[spec["kind"]](spec)
 
 
+def world_split_roles(name_or_path: str) -> dict[str, str]:
+    """Split -> role (train | select | final) of a world, known before it is built."""
+    return {split.name: split.role for split in get_world(name_or_path).split_specs()}
+
+
+def data_split_roles(data: str, world: str) -> dict[str, str]:
+    """The roles of the splits a run will read: ``data``'s card when data is given, else
+    the synthetic ``world``'s spec; what config checks and ``auto`` splits go by."""
+    return read_split_roles(data) if data else world_split_roles(world)
+
+
 def template_parser_options(name_or_path: str) -> dict[str, Any]:
     """The template parser's options for one world: its attribute words and object names
     (so only this world's captions parse) and the world's name (its parser version)."""
@@ -49,6 +64,15 @@ def template_parser_options(name_or_path: str) -> dict[str, Any]:
     return {"attribute_words": attributes, "names": names, "world": name_or_path}
 
 
+def parser_for_data(parser: str, data: str | Path) -> Any:
+    """The named caption parser for ``data``: the template parser gets the vocabulary of the
+    world in data's card (own data from build_shards has no world, and no vocabulary)."""
+    card_path = str(child(data, "card.json"))
+    world = json.loads(read_bytes(card_path)).get("world") if exists(card_path) else None
+    options = template_parser_options(world) if parser == "template" and world else {}
+    return get_parser(parser, **options)
+
+
 __all__ = [
     "PlacedObject",
     "Scene",
@@ -57,4 +81,7 @@ __all__ = [
     "get_world",
     "load_world_spec",
     "template_parser_options",
+    "world_split_roles",
+    "data_split_roles",
+    "parser_for_data",
 ]

@@ -1,7 +1,9 @@
 """Public compositional benchmarks by name: ``get_benchmark("sugarcrepe/swap_att", root)``.
 
 Loaders only read files a user downloaded (nothing is fetched), check that every image
-exists before any scoring starts, and fail naming the file, record and key at fault.
+exists before any scoring starts, and fail naming the file, record and key at fault. An
+image name that leaves its image folder (absolute, ``../``, a symlink resolving outside
+it) is never opened: its item is a counted ``path_outside_root`` skip (`common.image_ref`).
 Names and the files each expects under ``root``:
 
     sugarcrepe/{add_att,add_obj,replace_att,replace_obj,replace_rel,swap_att,swap_obj}

@@ -16,12 +16,12 @@ from components.evaluation.benchmark import (
     Benchmark,
     BenchmarkError,
     BenchmarkItem,
-    ImageRef,
     check_images_exist,
 )
 from components.evaluation.loaders.common import (
     get_field,
     get_text,
+    image_ref,
     read_json,
     rebase,
     require_dir,
@@ -73,7 +73,8 @@ def load_aro(
             BenchmarkItem(
                 item_id=f"{subset}/{index}",
                 images=(
-                    ImageRef(
+                    image_ref(
+                        images,
                         rebase(get_text(record, "image_path", path, where), images),
                         bbox=_bbox(record, path, where),
                     ),

@@ -19,12 +19,12 @@ from components.evaluation.benchmark import (
     Benchmark,
     BenchmarkError,
     BenchmarkItem,
-    ImageRef,
     check_images_exist,
 )
 from components.evaluation.loaders.common import (
     get_field,
     get_text,
+    image_ref,
     read_csv,
     read_json,
     require_dir,
@@ -51,7 +51,7 @@ def _csv_items(root: Path, task: str, split: str, image_dir: Path | None) -> tup
         items.append(
             BenchmarkItem(
                 item_id=f"{task}/{split}/{number}",
-                images=(ImageRef(images / row["file_name"]),),
+                images=(image_ref(images, row["file_name"]),),
                 texts=texts,
                 correct_text=(0,),
                 category=split,
@@ -97,7 +97,7 @@ def _rel_items(root: Path, split: str, image_dir: Path | None) -> tuple[Path, li
             items.append(
                 BenchmarkItem(
                     item_id=f"rel/{split}/{image_name}/{k}",
-                    images=(ImageRef(images / image_name),),
+                    images=(image_ref(images, image_name),),
                     texts=(positive, *relation_distractors(positive)),
                     correct_text=(0,),
                     category=positive.split()[1],

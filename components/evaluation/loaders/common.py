@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from components.evaluation.benchmark import BenchmarkError, BenchmarkFileMissing
+from components.evaluation.benchmark import BenchmarkError, BenchmarkFileMissing, ImageRef
+from components.platform.storage import under_root
 
 
 def require_file(path: Path, hint: str) -> Path:
@@ -96,13 +97,30 @@ def get_text(record: Any, key: str | int, source: Path, where: str) -> str:
     return value
 
 
-def rebase(raw_path: str, image_dir: Path) -> Path:
-    """Image path under ``image_dir``: as given if it exists there, else by basename.
+def image_ref(
+    image_dir: Path, name: str, bbox: tuple[float, float, float, float] | None = None
+) -> ImageRef:
+    """The image ``name`` inside ``image_dir``; a name that leaves it (absolute, ``../``, or
+    a symlink resolving outside it) is kept as a refused reference: the item is a counted
+    ``path_outside_root`` skip at scoring and the file is never opened."""
+    try:
+        under_root(str(image_dir), name)
+    except ValueError as err:
+        return ImageRef(image_dir / name, bbox, refused=str(err))
+    return ImageRef(image_dir / name, bbox)
+
+
+def rebase(raw_path: str, image_dir: Path) -> str:
+    """Image name under ``image_dir``: as given if it names a file inside it, else its
+    basename (for `image_ref`).
 
     Released annotation files embed their authors' directories (WhatsUp's ``data/...``,
-    NegBench's absolute paths), so only the file name is reliable.
+    NegBench's absolute paths), so only the file name is reliable; a path as given is
+    never followed out of ``image_dir``.
     """
-    candidate = image_dir / raw_path
-    if candidate.is_file():
-        return candidate
-    return image_dir / Path(raw_path.replace("\\", "/")).name
+    try:
+        if Path(under_root(str(image_dir), raw_path)).is_file():
+            return raw_path
+    except ValueError:
+        pass  # outside image_dir as written: its basename inside it is what is looked up
+    return Path(raw_path.replace("\\", "/")).name

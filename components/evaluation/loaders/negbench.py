@@ -21,10 +21,9 @@ from components.evaluation.benchmark import (
     Benchmark,
     BenchmarkError,
     BenchmarkItem,
-    ImageRef,
     check_images_exist,
 )
-from components.evaluation.loaders.common import read_csv, rebase
+from components.evaluation.loaders.common import image_ref, read_csv, rebase
 
 FILES = {
     "coco_mcq": "COCO_val_mcq_llama3.1_rephrased.csv",
@@ -96,7 +95,7 @@ def load_negbench_csv(
         items.append(
             BenchmarkItem(
                 item_id=f"{name}/{number}",
-                images=(ImageRef(rebase(row[cols.image], image_dir)),),
+                images=(image_ref(image_dir, rebase(row[cols.image], image_dir)),),
                 texts=texts,
                 correct_text=(correct,),
                 category="" if cols.category is None else row[cols.category],

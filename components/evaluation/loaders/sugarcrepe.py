@@ -15,10 +15,9 @@ from components.evaluation.benchmark import (
     Benchmark,
     BenchmarkError,
     BenchmarkItem,
-    ImageRef,
     check_images_exist,
 )
-from components.evaluation.loaders.common import get_text, read_json, require_dir
+from components.evaluation.loaders.common import get_text, image_ref, read_json, require_dir
 
 SPLITS = ("add_att", "add_obj", "replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
 
@@ -41,7 +40,7 @@ def load_sugarcrepe(
         items.append(
             BenchmarkItem(
                 item_id=str(key),
-                images=(ImageRef(images / filename),),
+                images=(image_ref(images, filename),),
                 texts=(
                     get_text(record, "caption", path, where),
                     get_text(record, "negative_caption", path, where),

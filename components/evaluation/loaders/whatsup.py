@@ -20,12 +20,12 @@ from components.evaluation.benchmark import (
     Benchmark,
     BenchmarkError,
     BenchmarkItem,
-    ImageRef,
     check_images_exist,
 )
 from components.evaluation.loaders.common import (
     get_field,
     get_text,
+    image_ref,
     read_json,
     rebase,
     require_dir,
@@ -93,7 +93,7 @@ def _controlled_items(root: Path, subset: str, image_dir: Path | None) -> tuple[
         items.append(
             BenchmarkItem(
                 item_id=f"{subset}/{index}",
-                images=(ImageRef(rebase(raw_path, images)),),
+                images=(image_ref(images, rebase(raw_path, images)),),
                 texts=texts,
                 correct_text=(0,),
                 category=preposition,
@@ -136,7 +136,7 @@ def _spatial_qa_items(root: Path, subset: str, image_dir: Path | None) -> tuple[
         items.append(
             BenchmarkItem(
                 item_id=f"{subset}/{index}",
-                images=(ImageRef(images / image_file),),
+                images=(image_ref(images, image_file),),
                 texts=(correct, get_text(record, 2, path, where)),
                 correct_text=(0,),
                 category=category,

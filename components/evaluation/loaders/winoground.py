@@ -15,10 +15,15 @@ from components.evaluation.benchmark import (
     Benchmark,
     BenchmarkFileMissing,
     BenchmarkItem,
-    ImageRef,
     check_images_exist,
 )
-from components.evaluation.loaders.common import get_field, get_text, read_jsonl, require_dir
+from components.evaluation.loaders.common import (
+    get_field,
+    get_text,
+    image_ref,
+    read_jsonl,
+    require_dir,
+)
 
 ANNOTATION_FILES = ("examples.jsonl", "metadata.jsonl")
 
@@ -51,7 +56,7 @@ def load_winoground(
             BenchmarkItem(
                 item_id=str(example_id),
                 images=tuple(
-                    ImageRef(images / _image_file(get_text(record, key, path, where)))
+                    image_ref(images, _image_file(get_text(record, key, path, where)))
                     for key in ("image_0", "image_1")
                 ),
                 texts=(

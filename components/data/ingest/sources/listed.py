@@ -25,7 +25,7 @@ from components.data.ingest.base import (
     SourceSpec,
     Unit,
 )
-from components.data.ingest.sources.image_files import load_image
+from components.data.ingest.sources.image_files import file_reject, load_image, read_file
 from components.platform.storage import expand_paths, parent, read_bytes
 
 
@@ -144,14 +144,19 @@ def load_item(item: dict[str, Any]) -> RawSample:
 
 def _files_sample(item: dict[str, Any]) -> RawSample:
     caption: bytes | str | None = None
-    if item["txt"]:
-        caption = read_bytes(item["txt"])
-    elif item["json"]:
-        try:
+    caption_file = item["txt"] or item["json"]
+    try:
+        if item["txt"]:
+            caption = read_bytes(item["txt"])
+        elif item["json"]:
             meta = json.loads(read_bytes(item["json"]).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            return RawSample(item["id"], None, None, "bad_json", str(err)[:200])
-        caption = next((meta[k] for k in CAPTION_JSON_KEYS if isinstance(meta.get(k), str)), None)
+            caption = next(
+                (meta[k] for k in CAPTION_JSON_KEYS if isinstance(meta.get(k), str)), None
+            )
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        return RawSample(item["id"], None, None, "bad_json", str(err)[:200])
+    except OSError as err:  # deleted since the folder was listed
+        return RawSample(item["id"], None, None, *file_reject(caption_file, err))
     if item["image"] is None:
         return RawSample(item["id"], caption, None, "missing_image", "no image file for this key")
-    return RawSample(item["id"], caption, read_bytes(item["image"]))
+    return read_file(item["image"], item["id"], caption)

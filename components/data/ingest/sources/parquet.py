@@ -22,13 +22,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from components.data.ingest.base import RawSample, SourceSpec, Unit
-from components.data.ingest.sources.image_files import load_image
+from components.data.ingest.sources.image_files import file_reject, load_image
 from components.platform.storage import (
     expand_paths,
     filesystem_and_path,
     parent,
 )
 
+SUFFIXES = (".parquet",)  # a source folder's files that are units
 IMAGE_COLUMNS = ("image", "jpg", "png", "webp", "jpeg")
 ID_COLUMNS = ("id", "key")
 
@@ -46,7 +47,7 @@ class Columns:
 
 
 def list_units(spec: SourceSpec, rows_per_unit: int) -> list[Unit]:
-    return [Unit(i, p) for i, p in enumerate(expand_paths(spec.path, (".parquet",)))]
+    return [Unit(i, p) for i, p in enumerate(expand_paths(spec.path, SUFFIXES))]
 
 
 def _pick(wanted: str, candidates: tuple[str, ...], names: list[str]) -> str | None:
@@ -62,6 +63,8 @@ def inspect_file(spec: SourceSpec, path: str) -> tuple[Columns | None, RawSample
     fs, inner = filesystem_and_path(path)
     try:
         schema = pq.read_schema(fs.open_input_file(inner))
+    except FileNotFoundError as err:  # deleted since it was listed
+        return None, RawSample(f"{stem}/<file>", None, None, *file_reject(path, err))
     except (pa.ArrowInvalid, OSError) as err:
         return None, RawSample(
             f"{stem}/<file>", None, None, "unreadable_parquet", f"{path}: {err}"[:300]

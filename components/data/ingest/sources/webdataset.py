@@ -20,17 +20,24 @@ from components.data.ingest.base import (
     SourceSpec,
     Unit,
 )
+from components.data.ingest.sources.image_files import file_reject
 from components.platform.storage import expand_paths, read_bytes
 
+SUFFIXES = (".tar",)  # a source folder's files that are units
 BLOCK = 512
 
 
 def list_units(spec: SourceSpec, rows_per_unit: int) -> list[Unit]:
-    return [Unit(i, p) for i, p in enumerate(expand_paths(spec.path, (".tar",)))]
+    return [Unit(i, p) for i, p in enumerate(expand_paths(spec.path, SUFFIXES))]
 
 
 def read_unit(spec: SourceSpec, unit: Unit) -> Iterator[RawSample]:
-    yield from tar_samples(read_bytes(unit.path), unit.path)
+    try:
+        data = read_bytes(unit.path)
+    except OSError as err:  # deleted since it was listed: one reject naming the tar
+        yield RawSample(f"{_stem(unit.path)}/<tar>", None, None, *file_reject(unit.path, err))
+        return
+    yield from tar_samples(data, unit.path)
 
 
 def _stem(path: str) -> str:
