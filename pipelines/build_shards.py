@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.data.ingest.base import SourceSpec
-from components.data.ingest.build import SPLITS, SplitFractions, build_from_source
+from components.data.ingest.build import SPLITS, SplitFractions, build_from_source, claim_output
 from components.data.ingest.demo import write_demo_webdataset
 from components.data.ingest.preflight import OWN_DATA, check_out, check_source_path
 from components.data.ingest.validate import IngestLimits
@@ -103,6 +103,16 @@ def main(argv: list[str]) -> dict:
 def run(config: BuildShardsConfig) -> dict:
     if config.demo_samples > 0:
         write_demo_webdataset(config.source.path, config.demo_samples)
+    claim_output(  # a mismatched out= refuses here: no Ray, no MLflow run
+        config.source,
+        config.out,
+        config.parse,
+        config.limits,
+        config.rows_per_shard,
+        config.splits,
+        list(config.negatives),
+        config.overwrite,
+    )
     init_ray()
     run_name = f"{config.source.kind}-{config.parse.parser}"
     with pipeline_run(config.experiment, run_name, to_dict(config)):
@@ -114,7 +124,7 @@ def run(config: BuildShardsConfig) -> dict:
             rows_per_shard=config.rows_per_shard,
             shards_per_window=config.shards_per_window,
             splits=config.splits,
-            overwrite=config.overwrite,
+            overwrite=False,  # claim_output above already emptied out= if asked to
             negatives=config.negatives,
         )
         results = {"build_shards": {"rows": summary["rows"], "rejects": summary["rejects"]}}

@@ -376,3 +376,36 @@ def test_build_shards_without_a_source_is_one_line_before_ray_or_mlflow(tmp_path
     assert line.startswith("error: source.path='datasets/coco/") and "docs/own-data.md" in line
     # Nothing was made: no MLflow store (so no run), no output folder, no Ray session dir.
     assert not (tmp_path / "mlflow.db").exists() and not list(tmp_path.iterdir())
+
+
+def test_a_refused_build_shards_rerun_starts_no_ray_and_opens_no_mlflow_run(tmp_path):
+    from components.data.ingest.build import claim_output
+    from components.data.ingest.demo import write_demo_webdataset
+    from components.parsing.stage import ParseStageConfig
+
+    source = write_demo_webdataset(tmp_path / "source", 8)
+    out = tmp_path / "shards"
+    spec = SourceSpec(kind="webdataset", path=str(source))
+    claim_output(spec, str(out), ParseStageConfig(), IngestLimits(), 10, SplitFractions(), [])
+    db = tmp_path / "mlflow.db"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "pipelines/build_shards.py",
+            "source.kind=webdataset",
+            f"source.path={source}",
+            "rows_per_shard=20",
+            f"out={out}",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{db}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: out={out} was made with other settings")
+    assert "rows_per_shard: 10 -> 20" in lines[0]
+    assert "Ray" not in done.stdout + done.stderr  # refused before any cluster starts
+    assert not db.exists()  # no MLflow run opened, FAILED or otherwise

@@ -82,7 +82,8 @@ def silent_server():
 def test_a_storage_uri_that_never_answers_is_one_line_within_the_timeout(
     monkeypatch, silent_server
 ):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{silent_server}")
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):  # the S3 fixture may set either
+        monkeypatch.setenv(name, f"http://127.0.0.1:{silent_server}")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setenv("BINDKIT_STORAGE_TIMEOUT_S", "2")
@@ -189,3 +190,10 @@ def test_an_empty_override_is_the_empty_string():
 
     assert load_config(Paths, ["checkpoint="]).checkpoint == ""
     assert load_config(Paths, ["--checkpoint="]).checkpoint == ""
+
+
+def test_a_bare_key_that_lives_in_a_block_suggests_the_block_key():
+    from pipelines.train_occlip import TrainOcclipConfig
+
+    with pytest.raises(ConfigError, match=r"unknown key 'steps' .*did you mean 'train.steps'\?$"):
+        load_config(TrainOcclipConfig, ["steps=10"])

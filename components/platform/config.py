@@ -178,8 +178,14 @@ def _one_line(err: OmegaConfBaseException, schema: type, source: str) -> str:
     message = str(getattr(err, "msg", None) or err).splitlines()[0]
     if isinstance(err, ConfigKeyError) and key:
         known = _known_keys(schema)
-        close = difflib.get_close_matches(key, known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else "; --help lists the keys"
+        # a key that lives in a block (steps -> train.steps) beats a look-alike (suites)
+        nested = [k for k in known if k.endswith(f".{key}")]
+        close = nested or difflib.get_close_matches(key, known, n=1)
+        hint = (
+            f"; did you mean {' or '.join(map(repr, close))}?"
+            if close
+            else "; --help lists the keys"
+        )
         return f"unknown key {key!r} ({source}){hint}"
     return f"{key}: {message} ({source})" if key else f"{message} ({source})"
 

@@ -140,6 +140,23 @@ def source_fingerprint(source: SourceSpec) -> str:
     return digest.hexdigest()
 
 
+def claim_output(
+    source: SourceSpec,
+    out: str,
+    parse: ParseStageConfig,
+    limits: IngestLimits,
+    rows_per_shard: int,
+    fractions: SplitFractions,
+    negatives: list[str],
+    overwrite: bool = False,
+) -> bool:
+    """Claim ``out`` for this build (its manifest matched, or written) before Ray starts or
+    an MLflow run opens, so a refused rerun costs nothing; True when resuming a match."""
+    manifest = build_manifest(source, parse, limits, rows_per_shard, fractions, negatives)
+    with run_lock(out):
+        return check_manifest(out, manifest, overwrite)
+
+
 def build_manifest(
     source: SourceSpec,
     parse: ParseStageConfig,
