@@ -58,24 +58,23 @@ def default_splits(roles: dict[str, str]) -> tuple[str, str]:
     return first("select", ("val_heldout", "val")), first("final", ("test_heldout", "test"))
 
 
-def check_role(split: str, roles: dict[str, str], purpose: str) -> None:
-    """Raise ValueError when ``split``'s role does not allow ``purpose``.
-
-    ``train`` reads only train splits, ``select`` never a final split; ``final`` reads any.
-    A split the card does not list takes its name's role."""
-    role = roles.get(split) or role_from_name(split)
-    if purpose == "select" and role == "final":
-        raise ValueError(
-            f"split {split!r} has role 'final' in the data card: it is read once, for the "
-            "final table, never to choose a model (use a val split)"
-        )
-    if purpose == "train" and role != "train":
-        raise ValueError(f"split {split!r} has role {role!r}, not 'train'")
-
-
 # The split keys every train-select-test pipeline has, and what each is read for.
 TRAIN_SELECT_FINAL = {"train_split": "train", "select_split": "select", "eval_split": "final"}
 PURPOSE_ROLES = {"train": ("train",), "select": ("select",), "final": ("select", "final")}
+
+
+def role_refusal(split: str, roles: dict[str, str], purpose: str) -> str | None:
+    """Why ``split`` may not be read for ``purpose`` (None when it may): the one rule both
+    the config check and ``SplitAccess`` apply. A split the card does not list takes its
+    name's role."""
+    role = roles.get(split) or role_from_name(split)
+    allowed = PURPOSE_ROLES[purpose]
+    if role in allowed:
+        return None
+    return (
+        f"split {split!r} has role {role!r}, not {' or '.join(map(repr, allowed))}: final "
+        "splits are read once, for the final table, never to train or choose a model"
+    )
 
 
 def resolve_split(split: str, roles: dict[str, str], purpose: str) -> str:
@@ -94,14 +93,9 @@ def check_split(key: str, split: str, roles: dict[str, str], purpose: str) -> No
         return
     known = ", ".join(f"{name} ({role})" for name, role in sorted(roles.items()))
     check(split in roles, key, split, f"a split of the data: {known}")
-    allowed = PURPOSE_ROLES[purpose]
-    check(
-        roles[split] in allowed,
-        key,
-        split,
-        f"a split whose role is {' or '.join(allowed)} (the data card says {split} is "
-        f"{roles[split]}; final splits are read once, for the final table)",
-    )
+    refusal = role_refusal(split, roles, purpose)
+    allowed = " or ".join(PURPOSE_ROLES[purpose])
+    check(refusal is None, key, split, f"a split whose role is {allowed} ({refusal})")
 
 
 def resolve_splits(
@@ -154,10 +148,9 @@ class SplitAccess:
                 f"split {split!r} read for {purpose!r} "
                 + ("after the final evaluation began" if self.in_final else "before final()")
             )
-        try:
-            check_role(split, self.roles, purpose)
-        except ValueError as err:
-            raise RuntimeError(str(err)) from None
+        refusal = role_refusal(split, self.roles, purpose)
+        if refusal:
+            raise RuntimeError(refusal)
         role = self.roles.get(split) or role_from_name(split)
         self.log.append({"split": split, "purpose": purpose, "role": role, "time": time.time()})
         return child(self.data, split)

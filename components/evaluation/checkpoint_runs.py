@@ -10,13 +10,13 @@ how it was scored, for the report.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from components.data.worlds import world_of_data
 from components.evaluation import (
     Benchmark,
     EvalResult,
@@ -37,7 +37,7 @@ from components.evaluation.synthetic import synthetic_suites
 from components.models.checkpoint import read_checkpoint_config
 from components.models.occlip.occlip import NEGATION_RULES
 from components.platform.config import ConfigError, check
-from components.platform.storage import basename, child, exists, is_dir, parent, read_bytes
+from components.platform.storage import basename, child, is_dir, parent
 from components.platform.tracking import log_results
 
 SYNTHETIC = "synthetic:"
@@ -124,9 +124,7 @@ def load_suites(
             split_dir = child(spec[len(SYNTHETIC) :])  # a local folder or a URI
             if not is_dir(str(split_dir)):
                 raise ConfigError(f"suite {spec!r}: {split_dir} is not a directory of shards")
-            card = child(parent(str(split_dir)), "card.json")
-            # own data (build_shards) has a card without a world
-            world = json.loads(read_bytes(str(card))).get("world") if exists(str(card)) else None
+            world = world_of_data(parent(str(split_dir)))
             found = synthetic_suites(split_dir, synthetic_kinds, limit or None)
             suites += [Suite(bench, True, world) for bench in found.values()]
             continue

@@ -64,11 +64,16 @@ def template_parser_options(name_or_path: str) -> dict[str, Any]:
     return {"attribute_words": attributes, "names": names, "world": name_or_path}
 
 
+def world_of_data(data: str | Path) -> str | None:
+    """The world named in ``data``'s card; None for own data (build_shards has no world)."""
+    card_path = str(child(data, "card.json"))
+    return json.loads(read_bytes(card_path)).get("world") if exists(card_path) else None
+
+
 def parser_for_data(parser: str, data: str | Path) -> Any:
     """The named caption parser for ``data``: the template parser gets the vocabulary of the
-    world in data's card (own data from build_shards has no world, and no vocabulary)."""
-    card_path = str(child(data, "card.json"))
-    world = json.loads(read_bytes(card_path)).get("world") if exists(card_path) else None
+    world in data's card (own data has no world, and no vocabulary)."""
+    world = world_of_data(data)
     options = template_parser_options(world) if parser == "template" and world else {}
     return get_parser(parser, **options)
 
@@ -84,4 +89,5 @@ __all__ = [
     "world_split_roles",
     "data_split_roles",
     "parser_for_data",
+    "world_of_data",
 ]
